@@ -1,0 +1,8 @@
+"""recast: preserve particle-physics analyses and reinterpret them."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("recast")
+except PackageNotFoundError:  # running from a source tree that was not installed
+    __version__ = "0.0.0"

@@ -1,0 +1,229 @@
+"""Read and check a preserved-analysis folder, without touching the database.
+
+Every problem is raised as InvalidInput naming the file and, for a schema
+problem, the JSON path of the failing field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yadage import workflow_loader
+
+from recast.core import jsonschema as schemas
+from recast.core.errors import InvalidInput
+
+ENTRY_FILE = "recast.yml"
+SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,99}")
+ALLOWED_ENVIRONMENTS = {"docker-encapsulated"}
+
+
+@dataclass
+class Entry:
+    """A checked catalogue entry, ready to be stored."""
+
+    slug: str
+    folder: Path
+    document: dict[str, Any]
+    input_schema: dict[str, Any]
+    example_inputs: dict[str, Any]
+    example_files: dict[str, bytes]
+    spec: dict[str, Any]
+    images: list[dict[str, Any]]
+    reference_result: dict[str, Any] = field(default_factory=dict)
+    likelihood: dict[str, bytes] = field(default_factory=dict)
+
+    @property
+    def digest(self) -> str:
+        return workflow_digest(self.spec, self.images)
+
+
+def workflow_digest(spec: dict[str, Any], images: list[dict[str, Any]]) -> str:
+    pinned = [{k: image[k] for k in ("name", "tag", "recipe_sha256")} for image in images]
+    canonical = json.dumps({"spec": spec, "images": pinned}, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def display(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root.parent))
+    except ValueError:
+        return str(path)
+
+
+def inside(root: Path, folder: Path, relative: str, source: str, json_path: str) -> Path:
+    """Resolve ``relative`` against ``folder``; it must exist and stay under ``root``."""
+    target = (folder / relative).resolve()
+    if not target.is_relative_to(root.resolve()):
+        raise InvalidInput(f"{source}: {json_path}: '{relative}' points outside the workflows folder")
+    if not target.exists():
+        raise InvalidInput(f"{source}: {json_path}: '{relative}' does not exist")
+    return target
+
+
+def read_yaml(path: Path, source: str) -> Any:
+    try:
+        return yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise InvalidInput(f"{source}: file not found") from None
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{source}: not UTF-8 text") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise InvalidInput(f"{source}: not valid YAML{where}") from None
+
+
+def read_json(path: Path, source: str) -> Any:
+    try:
+        return json.loads(path.read_bytes())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidInput(f"{source}: not valid JSON ({exc})") from None
+
+
+def recipe_sha256(folder: Path) -> str:
+    """A hash over every file of an image recipe: names and contents."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        relative = path.relative_to(folder).as_posix()
+        if "__pycache__" in relative or ".egg-info" in relative:
+            continue
+        digest.update(relative.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def load_spec(toplevel: Path, file: str, source: str) -> dict[str, Any]:
+    """The yadage workflow with every $ref resolved and yadage's defaults filled in."""
+    try:
+        spec: dict[str, Any] = workflow_loader.workflow(file, toplevel=str(toplevel))
+    except Exception as exc:  # yadage raises bare RuntimeErrors and jsonschema errors alike
+        raise InvalidInput(f"{source}: not a valid yadage workflow: {yadage_reason(exc)}") from None
+    return spec
+
+
+def yadage_reason(exc: Exception) -> str:
+    path = getattr(exc, "absolute_path", None)
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    if path is not None:
+        return f"{schemas.json_path(path)}: {message}"
+    if isinstance(exc, RuntimeError) and not str(exc):
+        return "a referenced file could not be read"
+    return message
+
+
+def steps_of(spec: dict[str, Any], prefix: str = "$") -> list[tuple[str, dict[str, Any]]]:
+    """Every packtivity step of a workflow, subworkflows included, with its path."""
+    found = []
+    for index, stage in enumerate(spec.get("stages", [])):
+        scheduler = stage.get("scheduler", {})
+        where = f"{prefix}.stages[{index}]"
+        if "workflow" in scheduler:
+            found += steps_of(scheduler["workflow"], f"{where}.scheduler.workflow")
+        if "step" in scheduler:
+            found.append((f"{where} ({stage.get('name')})", scheduler["step"]))
+    return found
+
+
+def check_steps(spec: dict[str, Any], images: list[dict[str, Any]], source: str) -> None:
+    declared = {image["name"] for image in images}
+    for where, step in steps_of(spec):
+        environment = step.get("environment", {})
+        kind = environment.get("environment_type")
+        if kind not in ALLOWED_ENVIRONMENTS:
+            raise InvalidInput(
+                f"{source}: step {where}: environment.environment_type '{kind}' is not "
+                f"supported (use {', '.join(sorted(ALLOWED_ENVIRONMENTS))})"
+            )
+        if environment.get("image") not in declared:
+            raise InvalidInput(
+                f"{source}: step {where}: environment.image '{environment.get('image')}' "
+                f"is not declared in recast.yml images"
+            )
+
+
+def file_fields(schema: dict[str, Any]) -> list[str]:
+    properties = schema.get("properties", {})
+    return [name for name, sub in properties.items() if isinstance(sub, dict) and sub.get("format") == "file"]
+
+
+def read_images(doc: dict[str, Any], folder: Path, root: Path, source: str) -> list[dict[str, Any]]:
+    images = []
+    for index, image in enumerate(doc["images"]):
+        recipe = inside(root, folder, image["recipe"], source, f"$.images[{index}].recipe")
+        images.append({**image, "recipe": str(recipe), "recipe_sha256": recipe_sha256(recipe)})
+    return images
+
+
+def read_inputs(doc: dict[str, Any], folder: Path, root: Path, source: str) -> tuple[dict[str, Any], dict[str, bytes]]:
+    schema = doc["inputs"]["schema"]
+    if isinstance(schema, str):
+        path = inside(root, folder, schema, source, "$.inputs.schema")
+        schema = read_json(path, display(path, root))
+    schemas.check_schema(schema, f"{source}: $.inputs.schema")
+
+    example = doc["inputs"]["example"]
+    schemas.validate(example, schema, f"{source}: $.inputs.example")
+    files = {}
+    for name in file_fields(schema):
+        if name in example:
+            path = inside(root, folder, example[name], source, f"$.inputs.example.{name}")
+            files[name] = path.read_bytes()
+    return schema, files
+
+
+def read_reference(doc: dict[str, Any], folder: Path, root: Path, source: str) -> dict[str, Any]:
+    path = inside(root, folder, doc["reference"]["result"], source, "$.reference.result")
+    result = read_json(path, display(path, root))
+    schemas.validate(result, schemas.spec("result/v1"), display(path, root))
+    return {"result": result, "tolerance": doc["reference"]["tolerance"]}
+
+
+def read_likelihood(doc: dict[str, Any], folder: Path, root: Path, source: str) -> dict[str, bytes]:
+    files = {}
+    for name, relative in doc.get("likelihood", {}).items():
+        path = inside(root, folder, relative, source, f"$.likelihood.{name}")
+        content = path.read_bytes()
+        if not isinstance(read_json(path, display(path, root)), dict):
+            raise InvalidInput(f"{display(path, root)}: a {name} file must hold a JSON object")
+        files[name] = content
+    return files
+
+
+def read_entry(folder: Path, root: Path) -> Entry:
+    """Read and check ``folder/recast.yml`` and everything it refers to."""
+    source = display(folder / ENTRY_FILE, root)
+    if not SLUG.fullmatch(folder.name):
+        raise InvalidInput(f"{source}: the folder name '{folder.name}' is not a slug (a-z, 0-9 and -)")
+    doc = read_yaml(folder / ENTRY_FILE, source)
+    schemas.validate(doc, schemas.spec("analysis/v1"), source)
+
+    toplevel = inside(root, folder, doc["workflow"]["toplevel"], source, "$.workflow.toplevel")
+    spec_file = inside(root, toplevel, doc["workflow"]["file"], source, "$.workflow.file")
+    spec = load_spec(toplevel, doc["workflow"]["file"], display(spec_file, root))
+    images = read_images(doc, folder, root, source)
+    check_steps(spec, images, display(spec_file, root))
+
+    input_schema, example_files = read_inputs(doc, folder, root, source)
+    return Entry(
+        slug=folder.name,
+        folder=folder,
+        document=doc,
+        input_schema=input_schema,
+        example_inputs=doc["inputs"]["example"],
+        example_files=example_files,
+        spec=spec,
+        images=images,
+        reference_result=read_reference(doc, folder, root, source),
+        likelihood=read_likelihood(doc, folder, root, source),
+    )
+
+
+def entry_folders(root: Path) -> list[Path]:
+    """Analysis folders under ``root``: those with a recast.yml, in name order."""
+    return sorted(p.parent for p in root.glob(f"*/{ENTRY_FILE}"))

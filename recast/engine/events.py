@@ -1,0 +1,67 @@
+"""What the engine reports while it runs a workflow."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class StepJob:
+    """One step, ready to run: its command, image and folders."""
+
+    name: str
+    command: str
+    image: str
+    tag: str
+    workdir: str
+    readonly: list[str]
+    log_path: str
+    env: dict[str, str] = field(default_factory=dict)
+    timeout: int = 3600
+
+
+@dataclass
+class StepOutcome:
+    exit_code: int | None
+    started_at: str
+    finished_at: str
+    reason: str = ""
+    environment: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.reason
+
+
+@dataclass
+class StepEvent:
+    """``kind`` is started, finished or failed."""
+
+    kind: str
+    name: str
+    command: str = ""
+    image: str = ""
+    log_path: str = ""
+    started_at: str = ""
+    finished_at: str = ""
+    exit_code: int | None = None
+    reason: str = ""
+    outputs: Any = None
+    environment: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+Observer = Callable[[StepEvent], None]
+CancelCheck = Callable[[], bool]
+
+
+class StepFailed(Exception):
+    """Raised inside the engine when a step failed; carries the step's event."""
+
+    def __init__(self, event: StepEvent) -> None:
+        super().__init__(event.reason)
+        self.event = event

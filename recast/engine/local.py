@@ -1,0 +1,101 @@
+"""The local backend: a step runs as a process inside its image's environment."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from recast.engine import environments
+from recast.engine.events import CancelCheck, StepJob, StepOutcome
+
+# One thread per step: several steps share the cores, and BLAS and XLA give
+# bit-for-bit repeatable numbers only with a fixed thread count.
+SINGLE_THREAD = {
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+}
+POLL_SECONDS = 0.2
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def step_environment(venv: Path, job: StepJob) -> dict[str, str]:
+    """A clean environment: nothing of the platform's own (secrets included) leaks in."""
+    scratch = Path(job.workdir) / ".tmp"
+    scratch.mkdir(parents=True, exist_ok=True)
+    return {
+        "PATH": f"{venv / 'bin'}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(scratch),
+        "TMPDIR": str(scratch),
+        "MPLCONFIGDIR": str(scratch),
+        "LANG": "C.UTF-8",
+        "VIRTUAL_ENV": str(venv),
+        **SINGLE_THREAD,
+        **job.env,
+    }
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """End the step's whole process group: a shell's children included."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    except ProcessLookupError:
+        pass
+
+
+def wait(process: subprocess.Popen[bytes], timeout: int, cancelled: CancelCheck) -> str:
+    """Wait for the step; return a reason if it had to be stopped."""
+    deadline = time.monotonic() + timeout
+    while process.poll() is None:
+        if cancelled():
+            stop(process)
+            return "cancelled"
+        if time.monotonic() > deadline:
+            stop(process)
+            return f"timed out after {timeout} s"
+        time.sleep(POLL_SECONDS)
+    return ""
+
+
+class LocalExecutor:
+    name = "local"
+
+    def __init__(self, envs_dir: Path, images: dict[str, dict[str, Any]]) -> None:
+        self.envs_dir = envs_dir
+        self.images = images
+
+    def prepare(self, image: str) -> dict[str, Any]:
+        """Build (once) the environment of ``image``; return its description."""
+        _, description = environments.ensure(self.envs_dir, self.images[image])
+        return description
+
+    def run(self, job: StepJob, cancelled: CancelCheck) -> StepOutcome:
+        venv, description = environments.ensure(self.envs_dir, self.images[job.image])
+        started = now()
+        Path(job.log_path).parent.mkdir(parents=True, exist_ok=True)
+        with open(job.log_path, "ab") as log:
+            process = subprocess.Popen(
+                ["sh", "-c", job.command],
+                cwd=job.workdir,
+                env=step_environment(venv, job),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            reason = wait(process, job.timeout, cancelled)
+        environment = {"backend": self.name, "packages": description["packages"], "recipe_sha256": description["recipe_sha256"]}
+        return StepOutcome(process.returncode, started, now(), reason, environment)

@@ -1,0 +1,124 @@
+"""The one settings module. Every value comes from the environment (see README).
+
+With nothing set, the platform runs embedded: a SQLite file and all state under
+``var/``, tasks executed in-process, steps on the local backend.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import dj_database_url
+
+from recast import env
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+PRODUCTION = env.boolean("RECAST_PRODUCTION", False)
+DEBUG = env.boolean("RECAST_DEBUG", False)
+VAR_DIR = env.path("RECAST_VAR_DIR", BASE_DIR / "var")
+WORKFLOWS_DIR = env.path("RECAST_WORKFLOWS_DIR", BASE_DIR / "workflows")
+
+
+def _secret_key() -> str:
+    """The production key must be given; elsewhere one is made once and kept."""
+    if PRODUCTION:
+        return env.required("RECAST_SECRET_KEY")
+    given = env.raw("RECAST_SECRET_KEY")
+    if given:
+        return given
+    keyfile = VAR_DIR / "secret_key"
+    if not keyfile.exists():
+        keyfile.parent.mkdir(parents=True, exist_ok=True)
+        keyfile.write_text(secrets.token_urlsafe(50))
+        keyfile.chmod(0o600)
+    return keyfile.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+ALLOWED_HOSTS = env.strings("RECAST_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "recast.catalogue",
+    "recast.reinterpretation",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "recast.urls"
+WSGI_APPLICATION = "recast.wsgi.application"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "frontend" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env.string("DATABASE_URL", f"sqlite:///{VAR_DIR / 'recast.sqlite3'}"),
+        conn_max_age=env.integer("RECAST_DB_CONN_MAX_AGE", 0),
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+USE_TZ = True
+TIME_ZONE = "UTC"
+LANGUAGE_CODE = "en"
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+
+# Celery. Without a broker, tasks run in the calling process (the embedded mode).
+CELERY_BROKER_URL = env.string("CELERY_BROKER_URL", "")
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_ACKS_LATE = True  # a worker killed mid-task leaves the task queued
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # long tasks: take one at a time
+CELERY_TASK_IGNORE_RESULT = True  # results live in the database, not the backend
+
+# The engine.
+RECAST_BACKEND = env.choice("RECAST_BACKEND", "local", ("local",))
+RECAST_WORK_DIR = env.path("RECAST_WORK_DIR", VAR_DIR / "work")
+RECAST_ARCHIVE_DIR = env.path("RECAST_ARCHIVE_DIR", VAR_DIR / "archive")
+RECAST_UPLOAD_DIR = env.path("RECAST_UPLOAD_DIR", VAR_DIR / "uploads")
+RECAST_ENVS_DIR = env.path("RECAST_ENVS_DIR", VAR_DIR / "envs")
+RECAST_STEP_TIMEOUT = env.integer("RECAST_STEP_TIMEOUT", 3600, minimum=1)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["stderr"], "level": env.string("RECAST_LOG_LEVEL", "WARNING")},
+    "loggers": {
+        "recast": {"level": env.string("RECAST_LOG_LEVEL", "INFO")},
+        # yadage and adage log every poll at INFO; their story is in our own records.
+        "yadage": {"level": "WARNING"},
+        "adage": {"level": "WARNING"},
+        "packtivity": {"level": "WARNING"},
+    },
+}

@@ -1,0 +1,5 @@
+"""URL routes. The REST API arrives under /api/v1 with its own issue."""
+
+from django.urls import URLPattern, URLResolver
+
+urlpatterns: list[URLPattern | URLResolver] = []

@@ -1,0 +1,68 @@
+"""Command line of the preserved steps: ``recast-pyhf patch|fit|summarise|plot``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import StepError, __version__
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="recast-pyhf")
+    top.add_argument("--version", action="version", version=__version__)
+    steps = top.add_subparsers(dest="step", required=True)
+
+    patch = steps.add_parser("patch", help="apply and check signal patches")
+    patch.add_argument("--bkgonly", type=Path, required=True)
+    patch.add_argument("--output-dir", type=Path, required=True)
+    patch.add_argument("--signals", type=Path, nargs="+", required=True)
+
+    fit = steps.add_parser("fit", help="CLs at mu = 1 and upper limits on mu")
+    fit.add_argument("--patched", type=Path, required=True)
+    fit.add_argument("--output-dir", type=Path, required=True)
+    fit.add_argument("--backend", choices=["jax", "numpy"], default="jax")
+
+    summarise = steps.add_parser("summarise", help="write recast result documents")
+    summarise.add_argument("--fits", type=Path, required=True)
+    summarise.add_argument("--output-dir", type=Path, required=True)
+
+    plot = steps.add_parser("plot", help="CLs against mu with the expected band")
+    plot.add_argument("--fits", type=Path, required=True)
+    plot.add_argument("--output-dir", type=Path, required=True)
+    return top
+
+
+def dispatch(args: argparse.Namespace) -> None:
+    # Imported late so that `--help` stays fast in a cold container.
+    if args.step == "patch":
+        from . import patching
+
+        patching.run(args.bkgonly, args.signals, args.output_dir)
+    elif args.step == "fit":
+        from . import fitting
+
+        fitting.run(args.patched, args.output_dir, args.backend)
+    elif args.step == "summarise":
+        from . import summary
+
+        summary.run(args.fits, args.output_dir)
+    else:
+        from . import plotting
+
+        plotting.run(args.fits, args.output_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        dispatch(args)
+    except StepError as exc:
+        print(f"recast-pyhf {args.step}: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
