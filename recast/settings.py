@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "recast.storage",
     "recast.catalogue",
     "recast.reinterpretation",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,10 @@ from recast.engine.backend import Executor, RecastBackend
 from recast.engine.events import CancelCheck, Observer, StepEvent
 
 logger = logging.getLogger(__name__)
+
+# packtivity logs every published value to its own stderr handler; the
+# engine's observer records what matters.
+os.environ.setdefault("PACKTIVITY_LOGGING_DISABLE", "true")
 
 
 @dataclass

@@ -27,6 +27,7 @@ PYHF_INPUT_ERRORS = (
 )
 LEVEL = 0.05
 MAX_HALVINGS = 20
+PLOT_POINTS = 12
 # Tight enough that two computations of the same limit agree to about 1e-6.
 LIMIT_RTOL = 1e-7
 LIMIT_ATOL = 1e-10
@@ -128,6 +129,15 @@ def limits(curve: CLsCurve) -> tuple[float | None, list[float | None], str]:
     return observed, list(expected), ""
 
 
+def plot_grid(curve: CLsCurve, limits_found: list[float]) -> None:
+    """Evenly spaced points for the CLs-against-mu picture, up to past the limits."""
+    config = curve.model.config
+    high = float(config.suggested_bounds()[config.poi_index][1])
+    top = min(high, 1.25 * max(limits_found, default=high))
+    for mu in np.linspace(top / PLOT_POINTS, top, PLOT_POINTS):
+        curve(float(mu))
+
+
 def scan_document(evaluations: dict[float, tuple[float, list[float]]]) -> dict[str, Any]:
     mus = sorted(evaluations)
     return {
@@ -143,6 +153,7 @@ def fit_point(spec: dict[str, Any]) -> dict[str, Any]:
     curve = CLsCurve(model, data)
     cls_obs, *cls_exp = curve(1.0)
     mu_up_obs, mu_up_exp, limit_message = limits(curve)
+    plot_grid(curve, [v for v in [mu_up_obs, *mu_up_exp] if v is not None])
 
     if status == "ok" and not finite([cls_obs, *cls_exp]):
         status, message = "failed", "CLs is NaN or infinite"

@@ -15,18 +15,24 @@ import matplotlib.pyplot as plt  # noqa: E402 (the backend must be chosen first)
 
 def brazil(fit: dict[str, Any], target: Path) -> None:
     scan = fit["scan"]
-    mu = scan["mu"]
-    band = list(zip(*scan["cls_exp"], strict=True))
+    limits = [v for v in [fit["mu_up_obs"], *fit["mu_up_exp"]] if v is not None]
+    top = 1.25 * max(limits) if limits else max(scan["mu"])
+    shown = [i for i, m in enumerate(scan["mu"]) if m <= top * 1.0001]
+    mu = [scan["mu"][i] for i in shown]
+    observed = [scan["cls_obs"][i] for i in shown]
+    band = list(zip(*(scan["cls_exp"][i] for i in shown), strict=True))
 
     fig, ax = plt.subplots(figsize=(6, 4.2), dpi=100)
     ax.fill_between(mu, band[0], band[4], color="#f5d000", label=r"expected $\pm 2\sigma$")
     ax.fill_between(mu, band[1], band[3], color="#2ca02c", label=r"expected $\pm 1\sigma$")
     ax.plot(mu, band[2], "k--", label="expected")
-    ax.plot(mu, scan["cls_obs"], "k-", marker=".", label="observed")
-    ax.axhline(0.05, color="#d62728", label="CL = 95 %")
+    ax.plot(mu, observed, "k-", marker=".", label="observed")
+    ax.axhline(0.05, color="#d62728", label=r"CL$_s$ = 0.05")
     ax.set_xlabel(r"signal strength $\mu$")
     ax.set_ylabel(r"CL$_s$")
     ax.set_title(fit["point"])
+    ax.set_xlim(0, top)
+    ax.set_ylim(0, 1.02)
     ax.legend(loc="upper right", fontsize="small")
 
     fig.tight_layout()

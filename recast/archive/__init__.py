@@ -1,0 +1,1 @@
+"""Run archives: write-once folders with a manifest of every file's sha256."""

@@ -1,0 +1,117 @@
+"""Write and verify run archives. No Django here: the caller says what goes in.
+
+An archive is a folder with ``manifest.json`` listing every other file with its
+size and sha256. It is assembled under a temporary name next to its target and
+renamed into place only when complete, so a failure (a full disk, a killed
+worker) never leaves a half-written archive, and its files are made read-only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import stat
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+MANIFEST = "manifest.json"
+FORMAT = "recast-archive/v1"
+
+
+class ArchiveError(Exception):
+    pass
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def files_under(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def manifest_of(folder: Path) -> dict[str, Any]:
+    entries = {
+        path.relative_to(folder).as_posix(): {"size": path.stat().st_size, "sha256": sha256_file(path)}
+        for path in files_under(folder)
+        if path.relative_to(folder).as_posix() != MANIFEST
+    }
+    return {"format": FORMAT, "files": entries}
+
+
+def copy_into(staging: Path, files: Mapping[str, Path], documents: Mapping[str, Any]) -> None:
+    for relative, source in files.items():
+        target = staging / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, symlinks=False, ignore=shutil.ignore_patterns(".tmp", "__pycache__"))
+        else:
+            shutil.copyfile(source, target)
+    for relative, document in documents.items():
+        target = staging / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(document, indent=1, sort_keys=True, default=str) + "\n")
+
+
+def freeze(folder: Path) -> None:
+    for path in [*files_under(folder), *sorted(p for p in folder.rglob("*") if p.is_dir())]:
+        mode = path.stat().st_mode
+        path.chmod(mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    folder.chmod(folder.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+
+
+def archive_write(target: Path, files: Mapping[str, Path], documents: Mapping[str, Any]) -> str:
+    """Write the archive at ``target`` (which must not exist); return the
+    sha256 of its manifest, which identifies the whole archive."""
+    if target.exists():
+        raise ArchiveError(f"{target} exists already; archives are written once")
+    staging = target.with_name(f".{target.name}.incomplete")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        copy_into(staging, files, documents)
+        manifest = manifest_of(staging)
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+        freeze(staging)
+        os.rename(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True, onerror=_force_remove)
+        raise
+    return sha256_file(target / MANIFEST)
+
+
+def _force_remove(function: Any, path: str, _: Any) -> None:
+    os.chmod(os.path.dirname(path), 0o700)
+    function(path)
+
+
+def archive_verify(folder: Path) -> list[str]:
+    """Every problem found: a changed, missing or extra file. Empty means intact."""
+    manifest_path = folder / MANIFEST
+    if not manifest_path.is_file():
+        return [f"{MANIFEST}: missing"]
+    try:
+        listed = json.loads(manifest_path.read_text())["files"]
+    except (ValueError, KeyError, TypeError):
+        return [f"{MANIFEST}: not a recast manifest"]
+
+    problems = []
+    present = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if not p.is_dir()} - {MANIFEST}
+    for relative in sorted(set(listed) - present):
+        problems.append(f"{relative}: missing")
+    for relative in sorted(present - set(listed)):
+        problems.append(f"{relative}: not in the manifest")
+    for relative in sorted(present & set(listed)):
+        path = folder / relative
+        if path.is_symlink() or not path.is_file():
+            problems.append(f"{relative}: not a regular file")
+        elif sha256_file(path) != listed[relative]["sha256"]:
+            problems.append(f"{relative}: content changed (sha256 differs)")
+    return problems

@@ -1,0 +1,159 @@
+"""Execute one run: lay out its inputs, drive the engine, record every step,
+read and check the result, and write the archive."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+
+import recast
+from recast.archive.builder import archive_write
+from recast.catalogue.models import Analysis, WorkflowVersion
+from recast.core import jsonschema as schemas
+from recast.core.errors import InvalidInput
+from recast.engine import runner
+from recast.engine.environments import EnvironmentBuildFailed
+from recast.engine.events import StepEvent
+from recast.engine.local import LocalExecutor
+from recast.reinterpretation import services
+from recast.reinterpretation.models import Run, Status
+from recast.storage.services import blob_path
+
+logger = logging.getLogger(__name__)
+
+
+def executor_for(version: WorkflowVersion) -> LocalExecutor:
+    return LocalExecutor(Path(settings.RECAST_ENVS_DIR), version.image_by_name())
+
+
+def materialise(run: Run, analysis: Analysis, inputs_dir: Path) -> dict[str, Any]:
+    """Copy the run's files into ``inputs_dir`` and return the workflow's init parameters."""
+    inputs_dir.mkdir(parents=True)
+    if analysis.kind == Analysis.Kind.PUBLIC_LIKELIHOOD:
+        bkgonly = inputs_dir / "BkgOnly.json"
+        shutil.copyfile(blob_path(analysis.bkgonly_sha256), bkgonly)
+        signal = inputs_dir / f"{run.point}.json"
+        shutil.copyfile(blob_path(run.inputs["signal"].removeprefix("sha256:")), signal)
+        return {"bkgonly": str(bkgonly), "signals": [str(signal)]}
+
+    init = dict(run.inputs)
+    for name, value in run.inputs.items():
+        if isinstance(value, str) and value.startswith("sha256:"):
+            target = inputs_dir / name
+            shutil.copyfile(blob_path(value.removeprefix("sha256:")), target)
+            init[name] = str(target)
+    return init
+
+
+def read_result(outcome: runner.Outcome, point: str) -> dict[str, Any]:
+    """The point's result document from the summarise step, checked against its schema."""
+    outputs = outcome.outputs("summarise") or {}
+    path = Path(outputs.get("results", ""))
+    if not path.is_file():
+        raise InvalidInput("the workflow published no results.json from its summarise step")
+    for result in json.loads(path.read_text())["results"]:
+        if result["point"] == point:
+            schemas.validate(result, schemas.spec("result/v1"), "results.json")
+            return dict(result)
+    raise InvalidInput(f"results.json has no result for point '{point}'")
+
+
+def provenance(run: Run, attempt: int, outcome: runner.Outcome, seconds: float) -> dict[str, Any]:
+    version = run.request.workflow_version
+    return {
+        "run": str(run.id),
+        "request": str(run.request_id),
+        "attempt": attempt,
+        "point": run.point,
+        "model_parameters": run.model_parameters,
+        "inputs": run.inputs,
+        "analysis": run.request.analysis.slug,
+        "workflow": {"version": version.number, "digest": version.digest},
+        "images": [{k: i[k] for k in ("name", "tag", "recipe_sha256")} for i in version.images],
+        "backend": settings.RECAST_BACKEND,
+        "platform": {"recast": recast.__version__},
+        "status": outcome.status,
+        "reason": outcome.reason,
+        "seconds": round(seconds, 3),
+        "steps": [event.as_dict() for event in outcome.steps if event.kind != "started"],
+    }
+
+
+def write_archive(run: Run, rundir: Path, documents: dict[str, Any]) -> tuple[str, str]:
+    target = Path(settings.RECAST_ARCHIVE_DIR) / str(run.id)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    workflow = rundir / "workflow"
+    files = {"inputs": rundir / "inputs", "logs": workflow / "_recast" / "logs"}
+    for stage in sorted(p for p in workflow.iterdir() if p.is_dir() and not p.name.startswith("_")):
+        files[f"outputs/{stage.name}"] = stage
+    snapshot = workflow / "_yadage" / "yadage_snapshot_workflow.json"
+    if snapshot.exists():
+        files["yadage/yadage_snapshot_workflow.json"] = snapshot
+    digest = archive_write(target, files, documents)
+    return str(target), digest
+
+
+def run_execute(run_id: str) -> str:
+    """Run ``run_id`` if it is queued; safe to call twice. Returns its final status."""
+    attempt = services.run_start(run_id, settings.RECAST_BACKEND)
+    if attempt is None:
+        return str(Run.objects.values_list("status", flat=True).get(id=run_id))
+    run = Run.objects.select_related("request__analysis", "request__workflow_version").get(id=run_id)
+    rundir = Path(settings.RECAST_WORK_DIR) / f"{run.id}-{attempt}"
+    shutil.rmtree(rundir, ignore_errors=True)
+    started = time.monotonic()
+    logger.info("run %s (%s, point %s) attempt %d started", run.id, run.request.analysis.slug, run.point, attempt)
+
+    def observe(event: StepEvent) -> None:
+        services.step_record(run_id, attempt, event)
+
+    def cancelled() -> bool:
+        return Run.objects.filter(id=run_id, status=Status.CANCELLED).exists()
+
+    try:
+        init = materialise(run, run.request.analysis, rundir / "inputs")
+        outcome = runner.execute(
+            run.request.workflow_version.spec, init, rundir / "workflow", executor_for(run.request.workflow_version),
+            observe, cancelled, timeout=settings.RECAST_STEP_TIMEOUT,
+        )
+    except EnvironmentBuildFailed as exc:
+        services.run_fail(run_id, f"the step environment could not be built: {exc}")
+        return Status.FAILED
+    except Exception:
+        # The requester gets a plain message; the operator gets the traceback.
+        logger.exception("run %s attempt %d: internal error", run_id, attempt)
+        services.run_fail(run_id, "internal error in the platform; the operators have the details")
+        return Status.FAILED
+    status = conclude(run, attempt, rundir, outcome, time.monotonic() - started)
+    if status == Status.SUCCEEDED:
+        shutil.rmtree(rundir, ignore_errors=True)  # everything worth keeping is archived
+    return status
+
+
+def conclude(run: Run, attempt: int, rundir: Path, outcome: runner.Outcome, seconds: float) -> str:
+    if outcome.status == "cancelled":
+        return Status.CANCELLED
+    result: dict[str, Any] | None = None
+    if outcome.status == "succeeded":
+        try:
+            result = read_result(outcome, run.point)
+        except InvalidInput as exc:
+            outcome.status, outcome.reason = "failed", exc.message
+
+    documents = {"run.json": provenance(run, attempt, outcome, seconds)}
+    if result is not None:
+        documents["result.json"] = result
+    path, digest = write_archive(run, rundir, documents)
+    if result is None:
+        services.run_fail(str(run.id), outcome.reason, outcome.failed_step, path)
+        logger.info("run %s failed after %.1f s: %s", run.id, seconds, outcome.reason.splitlines()[0])
+        return Status.FAILED
+    services.run_succeed(str(run.id), result, path, digest)
+    logger.info("run %s succeeded in %.1f s", run.id, seconds)
+    return Status.SUCCEEDED

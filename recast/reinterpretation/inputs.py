@@ -1,0 +1,144 @@
+"""Check a point's inputs against its analysis before anything is stored.
+
+Files arrive either as uploaded bytes or as ``sha256:<digest>`` of a file stored
+earlier. A public-likelihood signal can also be named: a patch of the
+analysis' patchset, which is then cut out into a signal file of its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from recast.catalogue.loader import file_fields
+from recast.catalogue.models import Analysis
+from recast.core import jsonschema as schemas
+from recast.core.errors import InvalidInput
+from recast.storage.models import Blob
+from recast.storage.services import blob_read
+
+SHA256_REF = re.compile(r"sha256:([0-9a-f]{64})")
+UNSAFE = re.compile(r"[^A-Za-z0-9_.+-]+")
+
+
+@dataclass
+class PointInputs:
+    """A checked point: its name, model parameters, inputs (files as
+    references) and the bytes of files not stored yet."""
+
+    point: str
+    model_parameters: dict[str, Any]
+    inputs: dict[str, Any]
+    new_files: dict[str, bytes] = field(default_factory=dict)
+
+
+def sha256_ref(content: bytes) -> str:
+    return f"sha256:{hashlib.sha256(content).hexdigest()}"
+
+
+def point_name(text: str) -> str:
+    """A name safe in file names and shell commands."""
+    name = UNSAFE.sub("_", text).strip("._")[:200]
+    return name or "point"
+
+
+@lru_cache(maxsize=8)
+def patchset(sha256: str) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(blob_read(sha256))
+    return document
+
+
+def patch_names(analysis: Analysis) -> list[str]:
+    if not analysis.patchset_sha256:
+        return []
+    return [p["metadata"]["name"] for p in patchset(analysis.patchset_sha256)["patches"]]
+
+
+def named_patch(analysis: Analysis, name: str) -> tuple[bytes, dict[str, Any]]:
+    """The signal file for patch ``name`` and its metadata (with the labels)."""
+    if not analysis.patchset_sha256:
+        raise InvalidInput(f"$.patch: analysis '{analysis.slug}' has no patchset; upload a signal file instead")
+    document = patchset(analysis.patchset_sha256)
+    for patch in document["patches"]:
+        if patch["metadata"]["name"] == name:
+            metadata = {
+                **patch["metadata"],
+                "labels": document["metadata"].get("labels", []),
+                "digests": document["metadata"].get("digests", {}),
+            }
+            content = json.dumps({"metadata": metadata, "patch": patch["patch"]}, sort_keys=True).encode()
+            return content, metadata
+    examples = ", ".join(patch_names(analysis)[:3])
+    raise InvalidInput(
+        f"$.patch: no patch named '{name}' in the patchset of '{analysis.slug}' (for example: {examples})"
+    )
+
+
+def signal_metadata(content: bytes, field_name: str) -> dict[str, Any]:
+    try:
+        document = json.loads(content)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidInput(f"$.{field_name}: not valid JSON ({exc})") from None
+    if isinstance(document, list):
+        return {}
+    if isinstance(document, dict) and isinstance(document.get("patch"), list):
+        metadata = document.get("metadata")
+        return metadata if isinstance(metadata, dict) else {}
+    raise InvalidInput(
+        f"$.{field_name}: a signal must be a JSON Patch (a list of operations) "
+        "or one patch of a pyhf patchset (an object with 'metadata' and 'patch')"
+    )
+
+
+def model_parameters(metadata: dict[str, Any]) -> dict[str, Any]:
+    labels, values = metadata.get("labels") or [], metadata.get("values") or []
+    if not isinstance(labels, list) or not isinstance(values, list):
+        return {}
+    return {str(k): v for k, v in zip(labels, values, strict=False) if isinstance(v, int | float | str)}
+
+
+def file_content(name: str, value: Any, uploads: dict[str, bytes]) -> bytes:
+    if name in uploads:
+        return uploads[name]
+    match = SHA256_REF.fullmatch(value) if isinstance(value, str) else None
+    if not match:
+        raise InvalidInput(f"$.{name}: give a file, or sha256:<digest> of a file uploaded earlier")
+    if not Blob.objects.filter(sha256=match.group(1)).exists():
+        raise InvalidInput(f"$.{name}: no uploaded file has sha256 {match.group(1)}")
+    return blob_read(match.group(1))
+
+
+def check_point(
+    analysis: Analysis, inputs: Any, uploads: dict[str, bytes] | None = None, name: str = ""
+) -> PointInputs:
+    """Check one point's inputs; raise InvalidInput naming the field at fault."""
+    uploads = uploads or {}
+    if not isinstance(inputs, dict):
+        raise InvalidInput("$: the inputs of a point must be a JSON object")
+    stored = {**inputs, **{key: sha256_ref(content) for key, content in uploads.items()}}
+    schemas.validate(stored, analysis.input_schema, "inputs")
+
+    new_files = {}
+    for key in file_fields(analysis.input_schema):
+        if key in stored:
+            content = file_content(key, stored[key], uploads)
+            new_files[key] = content
+    if analysis.kind == Analysis.Kind.PUBLIC_LIKELIHOOD:
+        return likelihood_point(analysis, stored, new_files, name)
+    return PointInputs(point_name(name or "point"), {}, stored, new_files)
+
+
+def likelihood_point(analysis: Analysis, stored: dict[str, Any], files: dict[str, bytes], name: str) -> PointInputs:
+    if "patch" in stored:
+        content, metadata = named_patch(analysis, stored["patch"])
+        files["signal"] = content
+        stored = {**stored, "signal": sha256_ref(content)}
+        name = name or stored["patch"]
+    else:
+        metadata = signal_metadata(files["signal"], "signal")
+        name = name or str(metadata.get("name") or "signal")
+    return PointInputs(point_name(name), model_parameters(metadata), stored, files)
