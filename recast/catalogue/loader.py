@@ -168,7 +168,7 @@ def read_inputs(doc: dict[str, Any], folder: Path, root: Path, source: str) -> t
     schemas.check_schema(schema, f"{source}: $.inputs.schema")
 
     example = doc["inputs"]["example"]
-    schemas.validate(example, schema, f"{source}: $.inputs.example")
+    schemas.validate(example, schema, source, base="$.inputs.example")
     files = {}
     for name in file_fields(schema):
         if name in example:

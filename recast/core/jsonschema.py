@@ -15,8 +15,8 @@ from django.conf import settings
 from recast.core.errors import InvalidInput
 
 
-def json_path(parts: Iterable[Any]) -> str:
-    path = "$"
+def json_path(parts: Iterable[Any], base: str = "$") -> str:
+    path = base
     for part in parts:
         path += f"[{part}]" if isinstance(part, int) else f".{part}"
     return path
@@ -30,20 +30,22 @@ def spec(name: str) -> dict[str, Any]:
     return schema
 
 
-def problems(document: Any, schema: dict[str, Any]) -> list[dict[str, str]]:
+def problems(document: Any, schema: dict[str, Any], base: str = "$") -> list[dict[str, str]]:
     validator_class = jsonschema.validators.validator_for(schema)
     validator = validator_class(schema, format_checker=jsonschema.FormatChecker())
     errors = sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
-    return [{"path": json_path(e.absolute_path), "message": e.message} for e in errors]
+    return [{"path": json_path(e.absolute_path, base), "message": e.message} for e in errors]
 
 
-def validate(document: Any, schema: dict[str, Any], source: str) -> None:
-    """Raise InvalidInput naming ``source`` and the first failing path; every
-    failing path is in the details."""
-    found = problems(document, schema)
+def validate(document: Any, schema: dict[str, Any], source: str, base: str = "$") -> None:
+    """Raise InvalidInput naming ``source`` and the first failing path (under
+    ``base`` when the document sits inside another); every failing path is in
+    the details."""
+    found = problems(document, schema, base)
     if found:
         first = found[0]
-        raise InvalidInput(f"{source}: {first['path']}: {first['message']}", details=found)
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        raise InvalidInput(f"{source}: {first['path']}: {first['message']}{more}", details=found)
 
 
 def check_schema(schema: Any, source: str) -> None:
