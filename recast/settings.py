@@ -119,7 +119,10 @@ LOGGING = {
         "recast": {"level": env.string("RECAST_LOG_LEVEL", "INFO")},
         # yadage and adage log every poll at INFO; their story is in our own records.
         "yadage": {"level": "WARNING"},
-        "adage": {"level": "WARNING"},
+        # adage logs a failed workflow as an unexpected exception; the engine
+        # reports the failing step itself.
+        "adage": {"level": "CRITICAL"},
         "packtivity": {"level": "WARNING"},
+        "pack": {"level": "WARNING"},
     },
 }

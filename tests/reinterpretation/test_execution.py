@@ -1,0 +1,146 @@
+"""Whole runs of the demo analysis on the local backend (slow: real fits)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+
+from recast.archive.builder import archive_verify
+from recast.catalogue.models import Analysis
+from recast.engine import environments
+from recast.reinterpretation import execution
+from recast.reinterpretation.inputs import check_point
+from recast.reinterpretation.local import run_locally
+from recast.reinterpretation.models import Run, Status, Step
+from recast.reinterpretation.services import request_submit, run_mark_cancelled
+from tests.conftest import DEMO, WORKFLOWS
+
+pytestmark = pytest.mark.slow
+EXAMPLE = WORKFLOWS / DEMO / "example" / "stop_650_100.json"
+
+
+def direct_pyhf(bkgonly: Path, signal: Path) -> dict[str, Any]:
+    image = Analysis.objects.get(slug=DEMO).current_workflow().images[0]
+    venv, _ = environments.ensure(Path(settings.RECAST_ENVS_DIR), image)
+    script = Path(__file__).with_name("direct_pyhf.py")
+    done = subprocess.run(
+        [str(venv / "bin" / "python"), str(script), str(bkgonly), str(signal)],
+        capture_output=True, text=True, check=True, env={"OPENBLAS_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
+    )
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def signal_run(analysis: Analysis, signal: dict[str, Any], name: str) -> Run:
+    point = check_point(analysis, {}, {"signal": json.dumps(signal).encode()}, name)
+    request = request_submit(analysis, [point], enqueue_runs=False)
+    run = request.runs.get()
+    execution.run_execute(str(run.id))
+    run.refresh_from_db()
+    return run
+
+
+def example_signal() -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(EXAMPLE.read_text())
+    return document
+
+
+@pytest.mark.django_db
+def test_the_example_equals_a_direct_pyhf_computation(demo: Analysis) -> None:
+    summary = run_locally(DEMO, example=True)
+    expected = direct_pyhf(WORKFLOWS / DEMO / "data" / "BkgOnly.json", EXAMPLE)
+
+    assert summary["status"] == "succeeded", summary["error"]
+    assert summary["fit_status"] == "ok"
+    for key in ("cls_obs", "mu_up_obs"):
+        assert summary[key] == pytest.approx(expected[key], rel=1e-6), key
+    for key in ("cls_exp", "mu_up_exp"):
+        assert summary[key] == pytest.approx(expected[key], rel=1e-6), key
+
+
+@pytest.mark.django_db
+def test_a_run_is_archived_with_its_steps_and_checksums(demo: Analysis) -> None:
+    summary = run_locally(DEMO, patch="stop_850_0")
+    run = Run.objects.get(id=summary["run"])
+    archive = Path(run.archive_path)
+    provenance = json.loads((archive / "run.json").read_text())
+
+    assert run.status == Status.SUCCEEDED
+    assert run.model_parameters == {"m_stop": 850, "m_lsp": 0}
+    assert list(Step.objects.filter(run=run).values_list("name", "status", "exit_code")) == [
+        ("patch", "succeeded", 0), ("fit", "succeeded", 0), ("summarise", "succeeded", 0), ("plot", "succeeded", 0)
+    ]
+    assert archive_verify(archive) == []
+    assert (archive / "outputs" / "plot" / "stop_850_0.png").stat().st_size > 10_000
+    assert (archive / "yadage" / "yadage_snapshot_workflow.json").exists()
+    assert provenance["workflow"]["digest"] == demo.current_workflow().digest
+    assert any(p.startswith("pyhf==0.7.6") for p in provenance["steps"][0]["environment"]["packages"])
+    assert json.loads((archive / "result.json").read_text()) == run.result
+
+
+@pytest.mark.django_db
+def test_running_a_finished_run_again_does_nothing(demo: Analysis) -> None:
+    summary = run_locally(DEMO, patch="stop_850_300")
+
+    assert execution.run_execute(summary["run"]) == "succeeded"
+    assert Run.objects.get(id=summary["run"]).attempts == 1
+
+
+@pytest.mark.django_db
+def test_a_cancelled_run_is_never_started(demo: Analysis) -> None:
+    request = request_submit(demo, [check_point(demo, {"patch": "stop_450_0"})], enqueue_runs=False)
+    run = request.runs.get()
+    run_mark_cancelled(str(run.id))
+
+    assert execution.run_execute(str(run.id)) == "cancelled"
+    assert not Step.objects.filter(run=run).exists()
+    request.refresh_from_db()
+    assert request.status == "cancelled"
+
+
+@pytest.mark.django_db
+def test_a_patch_for_another_workspace_fails_with_a_message(demo: Analysis) -> None:
+    signal = example_signal()
+    signal["metadata"]["digests"] = {"sha256": "ab" * 32}
+
+    run = signal_run(demo, signal, "wrong_workspace")
+
+    assert run.status == Status.FAILED
+    assert run.failed_step == "patch"
+    assert run.error.startswith("step patch failed with exit code 2:\n")
+    assert run.error.endswith(
+        "recast-pyhf patch: wrong_workspace.json: this patch was made for another workspace "
+        "(sha256 abababababab..., this workspace is 1f340c8de870...)"
+    )
+    assert archive_verify(Path(run.archive_path)) == []
+
+
+@pytest.mark.django_db
+def test_a_signal_without_the_parameter_of_interest_fails_with_a_message(demo: Analysis) -> None:
+    signal = example_signal()
+    for operation in signal["patch"]:
+        operation["value"]["modifiers"] = [m for m in operation["value"]["modifiers"] if m["name"] != "mu_SIG"]
+
+    run = signal_run(demo, signal, "no_poi")
+
+    assert run.status == Status.FAILED
+    assert run.error.endswith(
+        "recast-pyhf patch: no_poi.json: after patching, no sample carries the parameter of interest "
+        "'mu_SIG'; the patch adds no signal"
+    )
+
+
+@pytest.mark.django_db
+def test_a_patch_that_does_not_fit_the_workspace_fails_with_a_message(demo: Analysis) -> None:
+    signal = example_signal()
+    signal["patch"][0]["path"] = "/channels/7/samples/-"
+
+    run = signal_run(demo, signal, "misfit")
+
+    assert run.status == Status.FAILED
+    assert "recast-pyhf patch: misfit.json: the signal patch does not fit the workspace: " in run.error

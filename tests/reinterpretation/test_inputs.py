@@ -1,0 +1,78 @@
+"""A point's inputs are checked before anything is stored."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from recast.catalogue.models import Analysis
+from recast.core.errors import InvalidInput
+from recast.reinterpretation.inputs import check_point
+from recast.reinterpretation.models import Request
+from recast.storage.models import Blob
+
+
+def rejected(analysis: Analysis, inputs: object, uploads: dict[str, bytes] | None = None) -> str:
+    with pytest.raises(InvalidInput) as caught:
+        check_point(analysis, inputs, uploads)
+    return caught.value.message
+
+
+def test_a_patch_name_becomes_a_signal_with_model_parameters(demo: Analysis) -> None:
+    point = check_point(demo, {"patch": "stop_550_100"})
+
+    assert point.point == "stop_550_100"
+    assert point.model_parameters == {"m_stop": 550, "m_lsp": 100}
+    assert point.inputs["signal"].startswith("sha256:")
+    assert json.loads(point.new_files["signal"])["metadata"]["name"] == "stop_550_100"
+
+
+def test_an_uploaded_signal_is_named_by_its_metadata(demo: Analysis) -> None:
+    signal = json.dumps({"metadata": {"name": "my model", "values": [1]}, "patch": []}).encode()
+    stored = Blob.objects.count()
+
+    point = check_point(demo, {}, {"signal": signal})
+
+    assert point.point == "my_model"
+    assert Blob.objects.count() == stored  # checking stores nothing
+
+
+def test_an_unknown_patch_is_refused_with_examples(demo: Analysis) -> None:
+    assert rejected(demo, {"patch": "stop_999_0"}) == (
+        "$.patch: no patch named 'stop_999_0' in the patchset of 'demo-stop-1l' "
+        "(for example: stop_450_0, stop_450_100, stop_450_200)"
+    )
+
+
+def test_an_unknown_field_is_refused(demo: Analysis) -> None:
+    assert rejected(demo, {"patch": "stop_450_0", "mass": 3}) == (
+        "inputs: $: Additional properties are not allowed ('mass' was unexpected)"
+    )
+
+
+def test_a_signal_and_a_patch_together_are_refused(demo: Analysis) -> None:
+    message = rejected(demo, {"patch": "stop_450_0"}, {"signal": b"[]"})
+
+    assert message.startswith("inputs: $: ")
+    assert "is valid under each of" in message
+
+
+def test_a_signal_that_is_not_json_is_refused(demo: Analysis) -> None:
+    assert rejected(demo, {}, {"signal": b"{not json"}).startswith("$.signal: not valid JSON (")
+
+
+def test_a_signal_of_the_wrong_shape_is_refused(demo: Analysis) -> None:
+    assert rejected(demo, {}, {"signal": b'{"channels": []}'}) == (
+        "$.signal: a signal must be a JSON Patch (a list of operations) "
+        "or one patch of a pyhf patchset (an object with 'metadata' and 'patch')"
+    )
+
+
+def test_a_reference_to_an_unknown_upload_is_refused(demo: Analysis) -> None:
+    assert rejected(demo, {"signal": "sha256:" + "0" * 64}) == f"$.signal: no uploaded file has sha256 {'0' * 64}"
+
+
+def test_inputs_that_are_not_an_object_are_refused(demo: Analysis) -> None:
+    assert rejected(demo, ["patch"]) == "$: the inputs of a point must be a JSON object"
+    assert not Request.objects.exists()
