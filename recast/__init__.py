@@ -8,6 +8,6 @@ except PackageNotFoundError:  # running from a source tree that was not installe
     __version__ = "0.0.0"
 
 # The Celery app is created with Django so that shared tasks bind to it.
-from recast.celery import app as celery_app  # noqa: E402
+from recast.celery import app as celery_app
 
 __all__ = ["__version__", "celery_app"]

@@ -18,7 +18,9 @@ def raw(name: str) -> str | None:
         try:
             return Path(path).read_text().strip()
         except OSError as exc:
-            raise ImproperlyConfigured(f"{name}_FILE: cannot read {path}: {exc}") from exc
+            raise ImproperlyConfigured(
+                f"{name}_FILE: cannot read {path}: {exc}"
+            ) from exc
     return os.environ.get(name)
 
 
@@ -52,7 +54,9 @@ def integer(name: str, default: int, minimum: int = 0) -> int:
     try:
         number = int(value)
     except ValueError:
-        raise ImproperlyConfigured(f"{name}: expected an integer, got {value!r}") from None
+        raise ImproperlyConfigured(
+            f"{name}: expected an integer, got {value!r}"
+        ) from None
     if number < minimum:
         raise ImproperlyConfigured(f"{name}: must be at least {minimum}, got {number}")
     return number
@@ -61,7 +65,9 @@ def integer(name: str, default: int, minimum: int = 0) -> int:
 def choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
     value = string(name, default)
     if value not in allowed:
-        raise ImproperlyConfigured(f"{name}: expected one of {', '.join(allowed)}, got {value!r}")
+        raise ImproperlyConfigured(
+            f"{name}: expected one of {', '.join(allowed)}, got {value!r}"
+        )
     return value
 
 

@@ -100,6 +100,8 @@ CELERY_TASK_ACKS_LATE = True  # a worker killed mid-task leaves the task queued
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # long tasks: take one at a time
 CELERY_TASK_IGNORE_RESULT = True  # results live in the database, not the backend
+CELERY_TASK_SERIALIZER = "json"  # task arguments are ids only
+CELERY_ACCEPT_CONTENT = ["json"]
 
 # The engine.
 RECAST_BACKEND = env.choice("RECAST_BACKEND", "local", ("local",))
@@ -112,9 +114,14 @@ RECAST_STEP_TIMEOUT = env.integer("RECAST_STEP_TIMEOUT", 3600, minimum=1)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
+    },
     "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["stderr"], "level": env.string("RECAST_LOG_LEVEL", "WARNING")},
+    "root": {
+        "handlers": ["stderr"],
+        "level": env.string("RECAST_LOG_LEVEL", "WARNING"),
+    },
     "loggers": {
         "recast": {"level": env.string("RECAST_LOG_LEVEL", "INFO")},
         # yadage and adage log every poll at INFO; their story is in our own records.

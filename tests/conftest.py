@@ -39,7 +39,11 @@ def demo(db: None) -> Analysis:
 def workflows_copy(tmp_path: Path) -> Path:
     """A writable copy of the workflows folder, to break on purpose."""
     target = tmp_path / "workflows"
-    shutil.copytree(WORKFLOWS, target, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "build"))
+    shutil.copytree(
+        WORKFLOWS,
+        target,
+        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "build"),
+    )
     return target
 
 

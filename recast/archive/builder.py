@@ -39,35 +39,52 @@ def files_under(folder: Path) -> list[Path]:
 
 def manifest_of(folder: Path) -> dict[str, Any]:
     entries = {
-        path.relative_to(folder).as_posix(): {"size": path.stat().st_size, "sha256": sha256_file(path)}
+        path.relative_to(folder).as_posix(): {
+            "size": path.stat().st_size,
+            "sha256": sha256_file(path),
+        }
         for path in files_under(folder)
         if path.relative_to(folder).as_posix() != MANIFEST
     }
     return {"format": FORMAT, "files": entries}
 
 
-def copy_into(staging: Path, files: Mapping[str, Path], documents: Mapping[str, Any]) -> None:
+def copy_into(
+    staging: Path, files: Mapping[str, Path], documents: Mapping[str, Any]
+) -> None:
     for relative, source in files.items():
         target = staging / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         if source.is_dir():
-            shutil.copytree(source, target, symlinks=False, ignore=shutil.ignore_patterns(".tmp", "__pycache__"))
+            shutil.copytree(
+                source,
+                target,
+                symlinks=False,
+                ignore=shutil.ignore_patterns(".tmp", "__pycache__"),
+            )
         else:
             shutil.copyfile(source, target)
     for relative, document in documents.items():
         target = staging / relative
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps(document, indent=1, sort_keys=True, default=str) + "\n")
+        target.write_text(
+            json.dumps(document, indent=1, sort_keys=True, default=str) + "\n"
+        )
 
 
 def freeze(folder: Path) -> None:
-    for path in [*files_under(folder), *sorted(p for p in folder.rglob("*") if p.is_dir())]:
+    for path in [
+        *files_under(folder),
+        *sorted(p for p in folder.rglob("*") if p.is_dir()),
+    ]:
         mode = path.stat().st_mode
         path.chmod(mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
     folder.chmod(folder.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
 
 
-def archive_write(target: Path, files: Mapping[str, Path], documents: Mapping[str, Any]) -> str:
+def archive_write(
+    target: Path, files: Mapping[str, Path], documents: Mapping[str, Any]
+) -> str:
     """Write the archive at ``target`` (which must not exist); return the
     sha256 of its manifest, which identifies the whole archive."""
     if target.exists():
@@ -78,7 +95,9 @@ def archive_write(target: Path, files: Mapping[str, Path], documents: Mapping[st
     try:
         copy_into(staging, files, documents)
         manifest = manifest_of(staging)
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+        (staging / MANIFEST).write_text(
+            json.dumps(manifest, indent=1, sort_keys=True) + "\n"
+        )
         freeze(staging)
         os.rename(staging, target)
     except BaseException:
@@ -103,7 +122,9 @@ def archive_verify(folder: Path) -> list[str]:
         return [f"{MANIFEST}: not a recast manifest"]
 
     problems = []
-    present = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if not p.is_dir()} - {MANIFEST}
+    present = {
+        p.relative_to(folder).as_posix() for p in folder.rglob("*") if not p.is_dir()
+    } - {MANIFEST}
     for relative in sorted(set(listed) - present):
         problems.append(f"{relative}: missing")
     for relative in sorted(present - set(listed)):

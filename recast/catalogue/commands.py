@@ -18,7 +18,9 @@ def load_and_report(root: Path | None, slugs: list[str]) -> int:
             sys.stderr.write(f"error: {outcome.error}\n")
         else:
             change = "new workflow version" if outcome.created else "unchanged"
-            sys.stderr.write(f"loaded {outcome.slug}: workflow v{outcome.version} ({change})\n")
+            sys.stderr.write(
+                f"loaded {outcome.slug}: workflow v{outcome.version} ({change})\n"
+            )
     if not outcomes:
         sys.stderr.write("no analysis folders found\n")
     return 2 if any(o.error for o in outcomes) else 0

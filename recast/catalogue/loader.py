@@ -45,7 +45,9 @@ class Entry:
 
 
 def workflow_digest(spec: dict[str, Any], images: list[dict[str, Any]]) -> str:
-    pinned = [{k: image[k] for k in ("name", "tag", "recipe_sha256")} for image in images]
+    pinned = [
+        {k: image[k] for k in ("name", "tag", "recipe_sha256")} for image in images
+    ]
     canonical = json.dumps({"spec": spec, "images": pinned}, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -57,11 +59,15 @@ def display(path: Path, root: Path) -> str:
         return str(path)
 
 
-def inside(root: Path, folder: Path, relative: str, source: str, json_path: str) -> Path:
-    """Resolve ``relative`` against ``folder``; it must exist and stay under ``root``."""
+def inside(
+    root: Path, folder: Path, relative: str, source: str, json_path: str
+) -> Path:
+    """Resolve ``relative`` under ``folder``; it must exist and stay under ``root``."""
     target = (folder / relative).resolve()
     if not target.is_relative_to(root.resolve()):
-        raise InvalidInput(f"{source}: {json_path}: '{relative}' points outside the workflows folder")
+        raise InvalidInput(
+            f"{source}: {json_path}: '{relative}' points outside the workflows folder"
+        )
     if not target.exists():
         raise InvalidInput(f"{source}: {json_path}: '{relative}' does not exist")
     return target
@@ -102,8 +108,12 @@ def load_spec(toplevel: Path, file: str, source: str) -> dict[str, Any]:
     """The yadage workflow with every $ref resolved and yadage's defaults filled in."""
     try:
         spec: dict[str, Any] = workflow_loader.workflow(file, toplevel=str(toplevel))
-    except Exception as exc:  # yadage raises bare RuntimeErrors and jsonschema errors alike
-        raise InvalidInput(f"{source}: not a valid yadage workflow: {yadage_reason(exc)}") from None
+    except (
+        Exception
+    ) as exc:  # yadage raises bare RuntimeErrors and jsonschema errors alike
+        raise InvalidInput(
+            f"{source}: not a valid yadage workflow: {yadage_reason(exc)}"
+        ) from None
     return spec
 
 
@@ -117,7 +127,9 @@ def yadage_reason(exc: Exception) -> str:
     return message
 
 
-def steps_of(spec: dict[str, Any], prefix: str = "$") -> list[tuple[str, dict[str, Any]]]:
+def steps_of(
+    spec: dict[str, Any], prefix: str = "$"
+) -> list[tuple[str, dict[str, Any]]]:
     """Every packtivity step of a workflow, subworkflows included, with its path."""
     found = []
     for index, stage in enumerate(spec.get("stages", [])):
@@ -130,7 +142,9 @@ def steps_of(spec: dict[str, Any], prefix: str = "$") -> list[tuple[str, dict[st
     return found
 
 
-def check_steps(spec: dict[str, Any], images: list[dict[str, Any]], source: str) -> None:
+def check_steps(
+    spec: dict[str, Any], images: list[dict[str, Any]], source: str
+) -> None:
     declared = {image["name"] for image in images}
     for where, step in steps_of(spec):
         environment = step.get("environment", {})
@@ -142,25 +156,38 @@ def check_steps(spec: dict[str, Any], images: list[dict[str, Any]], source: str)
             )
         if environment.get("image") not in declared:
             raise InvalidInput(
-                f"{source}: step {where}: environment.image '{environment.get('image')}' "
+                f"{source}: step {where}: environment.image "
+                f"'{environment.get('image')}' "
                 f"is not declared in recast.yml images"
             )
 
 
 def file_fields(schema: dict[str, Any]) -> list[str]:
     properties = schema.get("properties", {})
-    return [name for name, sub in properties.items() if isinstance(sub, dict) and sub.get("format") == "file"]
+    return [
+        name
+        for name, sub in properties.items()
+        if isinstance(sub, dict) and sub.get("format") == "file"
+    ]
 
 
-def read_images(doc: dict[str, Any], folder: Path, root: Path, source: str) -> list[dict[str, Any]]:
+def read_images(
+    doc: dict[str, Any], folder: Path, root: Path, source: str
+) -> list[dict[str, Any]]:
     images = []
     for index, image in enumerate(doc["images"]):
-        recipe = inside(root, folder, image["recipe"], source, f"$.images[{index}].recipe")
-        images.append({**image, "recipe": str(recipe), "recipe_sha256": recipe_sha256(recipe)})
+        recipe = inside(
+            root, folder, image["recipe"], source, f"$.images[{index}].recipe"
+        )
+        images.append(
+            {**image, "recipe": str(recipe), "recipe_sha256": recipe_sha256(recipe)}
+        )
     return images
 
 
-def read_inputs(doc: dict[str, Any], folder: Path, root: Path, source: str) -> tuple[dict[str, Any], dict[str, bytes]]:
+def read_inputs(
+    doc: dict[str, Any], folder: Path, root: Path, source: str
+) -> tuple[dict[str, Any], dict[str, bytes]]:
     schema = doc["inputs"]["schema"]
     if isinstance(schema, str):
         path = inside(root, folder, schema, source, "$.inputs.schema")
@@ -172,25 +199,35 @@ def read_inputs(doc: dict[str, Any], folder: Path, root: Path, source: str) -> t
     files = {}
     for name in file_fields(schema):
         if name in example:
-            path = inside(root, folder, example[name], source, f"$.inputs.example.{name}")
+            path = inside(
+                root, folder, example[name], source, f"$.inputs.example.{name}"
+            )
             files[name] = path.read_bytes()
     return schema, files
 
 
-def read_reference(doc: dict[str, Any], folder: Path, root: Path, source: str) -> dict[str, Any]:
-    path = inside(root, folder, doc["reference"]["result"], source, "$.reference.result")
+def read_reference(
+    doc: dict[str, Any], folder: Path, root: Path, source: str
+) -> dict[str, Any]:
+    path = inside(
+        root, folder, doc["reference"]["result"], source, "$.reference.result"
+    )
     result = read_json(path, display(path, root))
     schemas.validate(result, schemas.spec("result/v1"), display(path, root))
     return {"result": result, "tolerance": doc["reference"]["tolerance"]}
 
 
-def read_likelihood(doc: dict[str, Any], folder: Path, root: Path, source: str) -> dict[str, bytes]:
+def read_likelihood(
+    doc: dict[str, Any], folder: Path, root: Path, source: str
+) -> dict[str, bytes]:
     files = {}
     for name, relative in doc.get("likelihood", {}).items():
         path = inside(root, folder, relative, source, f"$.likelihood.{name}")
         content = path.read_bytes()
         if not isinstance(read_json(path, display(path, root)), dict):
-            raise InvalidInput(f"{display(path, root)}: a {name} file must hold a JSON object")
+            raise InvalidInput(
+                f"{display(path, root)}: a {name} file must hold a JSON object"
+            )
         files[name] = content
     return files
 
@@ -199,12 +236,18 @@ def read_entry(folder: Path, root: Path) -> Entry:
     """Read and check ``folder/recast.yml`` and everything it refers to."""
     source = display(folder / ENTRY_FILE, root)
     if not SLUG.fullmatch(folder.name):
-        raise InvalidInput(f"{source}: the folder name '{folder.name}' is not a slug (a-z, 0-9 and -)")
+        raise InvalidInput(
+            f"{source}: the folder name '{folder.name}' is not a slug (a-z, 0-9 and -)"
+        )
     doc = read_yaml(folder / ENTRY_FILE, source)
     schemas.validate(doc, schemas.spec("analysis/v1"), source)
 
-    toplevel = inside(root, folder, doc["workflow"]["toplevel"], source, "$.workflow.toplevel")
-    spec_file = inside(root, toplevel, doc["workflow"]["file"], source, "$.workflow.file")
+    toplevel = inside(
+        root, folder, doc["workflow"]["toplevel"], source, "$.workflow.toplevel"
+    )
+    spec_file = inside(
+        root, toplevel, doc["workflow"]["file"], source, "$.workflow.file"
+    )
     spec = load_spec(toplevel, doc["workflow"]["file"], display(spec_file, root))
     images = read_images(doc, folder, root, source)
     check_steps(spec, images, display(spec_file, root))

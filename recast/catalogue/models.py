@@ -45,21 +45,33 @@ class WorkflowVersion(models.Model):
     """One content version of an analysis' workflow. Never changed once written;
     a changed spec adds a version, and runs keep the version they ran."""
 
-    analysis = models.ForeignKey(Analysis, on_delete=models.PROTECT, related_name="workflow_versions")
+    analysis = models.ForeignKey(
+        Analysis, on_delete=models.PROTECT, related_name="workflow_versions"
+    )
     number = models.PositiveIntegerField()
-    digest = models.CharField(max_length=64, help_text="sha256 of the resolved spec and images")
+    digest = models.CharField(
+        max_length=64, help_text="sha256 of the resolved spec and images"
+    )
     spec = models.JSONField(help_text="the yadage workflow with references resolved")
-    images = models.JSONField(help_text="name, tag, recipe folder and recipe hash of each image")
+    images = models.JSONField(
+        help_text="name, tag, recipe folder and recipe hash of each image"
+    )
     is_current = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["analysis", "number"]
         constraints = [
-            models.UniqueConstraint(fields=["analysis", "number"], name="unique_version_number"),
-            models.UniqueConstraint(fields=["analysis", "digest"], name="unique_version_digest"),
             models.UniqueConstraint(
-                fields=["analysis"], condition=models.Q(is_current=True), name="one_current_version"
+                fields=["analysis", "number"], name="unique_version_number"
+            ),
+            models.UniqueConstraint(
+                fields=["analysis", "digest"], name="unique_version_digest"
+            ),
+            models.UniqueConstraint(
+                fields=["analysis"],
+                condition=models.Q(is_current=True),
+                name="one_current_version",
             ),
         ]
 

@@ -16,4 +16,6 @@ def analysis_get(slug: str) -> Analysis:
     try:
         return Analysis.objects.get(slug=slug)
     except Analysis.DoesNotExist:
-        raise NotFound(f"no analysis '{slug}' in the catalogue (see `recast catalogue ls`)") from None
+        raise NotFound(
+            f"no analysis '{slug}' in the catalogue (see `recast catalogue ls`)"
+        ) from None

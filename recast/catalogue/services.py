@@ -28,7 +28,7 @@ class LoadOutcome:
 
 
 def stored_inputs(entry: loader.Entry) -> dict[str, Any]:
-    """Example inputs with each file replaced by ``sha256:<digest>`` of its stored copy."""
+    """Example inputs, each file replaced by ``sha256:<digest>`` of its stored copy."""
     inputs = dict(entry.example_inputs)
     for name, content in entry.example_files.items():
         inputs[name] = f"sha256:{blob_store(content).sha256}"
@@ -37,7 +37,9 @@ def stored_inputs(entry: loader.Entry) -> dict[str, Any]:
 
 def analysis_fields(entry: loader.Entry) -> dict[str, Any]:
     doc = entry.document
-    likelihood = {name: blob_store(content).sha256 for name, content in entry.likelihood.items()}
+    likelihood = {
+        name: blob_store(content).sha256 for name, content in entry.likelihood.items()
+    }
     return {
         "title": doc["title"],
         "collaboration": doc["collaboration"],
@@ -55,8 +57,10 @@ def analysis_fields(entry: loader.Entry) -> dict[str, Any]:
     }
 
 
-def workflow_version_add(analysis: Analysis, entry: loader.Entry) -> tuple[WorkflowVersion, bool]:
-    """Make the entry's workflow the current version, adding one if its digest is new."""
+def workflow_version_add(
+    analysis: Analysis, entry: loader.Entry
+) -> tuple[WorkflowVersion, bool]:
+    """Make the entry's workflow current, adding a version if its digest is new."""
     digest = entry.digest
     existing = analysis.workflow_versions.filter(digest=digest).first()
     if existing and existing.is_current:
@@ -70,7 +74,11 @@ def workflow_version_add(analysis: Analysis, entry: loader.Entry) -> tuple[Workf
 
     last = analysis.workflow_versions.aggregate(n=Max("number"))["n"] or 0
     version = WorkflowVersion.objects.create(
-        analysis=analysis, number=last + 1, digest=digest, spec=entry.spec, images=entry.images
+        analysis=analysis,
+        number=last + 1,
+        digest=digest,
+        spec=entry.spec,
+        images=entry.images,
     )
     return version, True
 
@@ -83,7 +91,12 @@ def analysis_load(entry: loader.Entry) -> tuple[Analysis, WorkflowVersion, bool]
         slug=entry.slug, defaults=analysis_fields(entry)
     )
     version, created = workflow_version_add(analysis, entry)
-    logger.info("catalogue: loaded %s, workflow v%s (%s)", entry.slug, version.number, version.digest[:12])
+    logger.info(
+        "catalogue: loaded %s, workflow v%s (%s)",
+        entry.slug,
+        version.number,
+        version.digest[:12],
+    )
     return analysis, version, created
 
 
@@ -94,7 +107,9 @@ def catalogue_load(root: Path, only: list[str] | None = None) -> list[LoadOutcom
     if only:
         missing = sorted(set(only) - {f.name for f in folders})
         if missing:
-            raise InvalidInput(f"no analysis folder named {', '.join(missing)} under {root}")
+            raise InvalidInput(
+                f"no analysis folder named {', '.join(missing)} under {root}"
+            )
         folders = [f for f in folders if f.name in only]
 
     outcomes = []

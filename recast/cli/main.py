@@ -22,7 +22,7 @@ EXIT_USAGE = 2
 
 
 class Group(click.Group):
-    """Turns domain errors into one line on stderr and exit code 2, never a traceback."""
+    """Domain errors become one line on stderr and exit code 2, never a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -45,7 +45,9 @@ def catalogue() -> None:
 
 @catalogue.command("load")
 @click.argument("slugs", nargs=-1)
-@click.option("--root", type=click.Path(file_okay=False, path_type=Path), help="workflows folder")
+@click.option(
+    "--root", type=click.Path(file_okay=False, path_type=Path), help="workflows folder"
+)
 def catalogue_load(slugs: tuple[str, ...], root: Path | None) -> None:
     """Check and load analysis folders (all, or the SLUGS named)."""
     django_setup()
@@ -61,7 +63,15 @@ def catalogue_ls(as_json: bool) -> None:
     django_setup()
     from recast.catalogue.selectors import analysis_list
 
-    rows = [{"slug": a.slug, "title": a.title, "collaboration": a.collaboration, "kind": a.kind} for a in analysis_list()]
+    rows = [
+        {
+            "slug": a.slug,
+            "title": a.title,
+            "collaboration": a.collaboration,
+            "kind": a.kind,
+        }
+        for a in analysis_list()
+    ]
     if as_json:
         print_json(rows)
         return
@@ -71,34 +81,63 @@ def catalogue_ls(as_json: bool) -> None:
 
 @catalogue.command("add-likelihood")
 @click.option("--slug", required=True)
-@click.option("--bkgonly", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--patchset", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--bkgonly",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+)
+@click.option(
+    "--patchset", type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
 @click.option("--title")
 @click.option("--collaboration", default="unknown")
 @click.option("--abstract")
 @click.option("--inspire", type=int)
 @click.option("--arxiv")
-@click.option("--hepdata", "hepdata_doi", help="HEPData DOI, e.g. 10.17182/hepdata.90607")
+@click.option(
+    "--hepdata", "hepdata_doi", help="HEPData DOI, e.g. 10.17182/hepdata.90607"
+)
 def catalogue_add_likelihood(**options: Any) -> None:
     """Register a published pyhf likelihood under the generic workflow."""
     django_setup()
     from recast.catalogue.likelihood import likelihood_add
 
     analysis, version = likelihood_add(**options)
-    click.echo(f"added {analysis.slug} (workflow v{version.number}, {version.digest[:12]})", err=True)
+    click.echo(
+        f"added {analysis.slug} (workflow v{version.number}, {version.digest[:12]})",
+        err=True,
+    )
 
 
 @cli.command("run")
 @click.argument("slug")
-@click.option("--signal", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="signal patch file")
+@click.option(
+    "--signal",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="signal patch file",
+)
 @click.option("--patch", help="name of a patch in the analysis' patchset")
 @click.option("--example", is_flag=True, help="run the analysis' example inputs")
-@click.option("--json", "as_json", is_flag=True, help="print the result as one JSON object")
-def run(slug: str, signal: Path | None, patch: str | None, example: bool, as_json: bool) -> None:
+@click.option(
+    "--json", "as_json", is_flag=True, help="print the result as one JSON object"
+)
+def run(
+    slug: str, signal: Path | None, patch: str | None, example: bool, as_json: bool
+) -> None:
     """Run one point of SLUG here and now, with no server."""
-    chosen = [name for name, given in (("--signal", signal), ("--patch", patch), ("--example", example)) if given]
+    chosen = [
+        name
+        for name, given in (
+            ("--signal", signal),
+            ("--patch", patch),
+            ("--example", example),
+        )
+        if given
+    ]
     if len(chosen) != 1:
-        raise click.UsageError("give exactly one of --signal FILE, --patch NAME or --example")
+        raise click.UsageError(
+            "give exactly one of --signal FILE, --patch NAME or --example"
+        )
     django_setup(quiet=False)
     from recast.reinterpretation.local import run_locally
 

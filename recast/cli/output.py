@@ -20,15 +20,27 @@ def fmt(value: Any, digits: int = 4) -> str:
 
 def result_table(rows: list[dict[str, Any]]) -> Table:
     table = Table(title="CLs at mu = 1 and 95 % CL upper limits on mu")
-    for column in ("point", "status", "CLs obs", "CLs exp (-1s, med, +1s)", "mu_up obs", "mu_up exp (-1s, med, +1s)", "fit"):
+    for column in (
+        "point",
+        "status",
+        "CLs obs",
+        "CLs exp (-1s, med, +1s)",
+        "mu_up obs",
+        "mu_up exp (-1s, med, +1s)",
+        "fit",
+    ):
         table.add_column(column)
     for row in rows:
         exp = row.get("cls_exp") or [None] * 5
         mexp = row.get("mu_up_exp") or [None] * 5
         table.add_row(
-            row["point"], row["status"], fmt(row.get("cls_obs")),
-            f"{fmt(exp[1])}, {fmt(exp[2])}, {fmt(exp[3])}", fmt(row.get("mu_up_obs")),
-            f"{fmt(mexp[1])}, {fmt(mexp[2])}, {fmt(mexp[3])}", row.get("fit_status") or row.get("error", "")[:60],
+            row["point"],
+            row["status"],
+            fmt(row.get("cls_obs")),
+            f"{fmt(exp[1])}, {fmt(exp[2])}, {fmt(exp[3])}",
+            fmt(row.get("mu_up_obs")),
+            f"{fmt(mexp[1])}, {fmt(mexp[2])}, {fmt(mexp[3])}",
+            row.get("fit_status") or row.get("error", "")[:60],
         )
     return table
 

@@ -40,13 +40,22 @@ def failure_reason(name: str, outcome: StepOutcome, log_path: str) -> str:
     if outcome.reason:
         return f"step {name} {outcome.reason}"
     tail = log_tail(log_path)
-    return f"step {name} failed with exit code {outcome.exit_code}" + (f":\n{tail}" if tail else "")
+    return f"step {name} failed with exit code {outcome.exit_code}" + (
+        f":\n{tail}" if tail else ""
+    )
 
 
 class RecastBackend:
     """The packtivity async-backend interface, as yadage's PacktivityBackend uses it."""
 
-    def __init__(self, executor: Executor, observer: Observer, logs_dir: Path, cancelled: CancelCheck, timeout: int) -> None:
+    def __init__(
+        self,
+        executor: Executor,
+        observer: Observer,
+        logs_dir: Path,
+        cancelled: CancelCheck,
+        timeout: int,
+    ) -> None:
         self.executor = executor
         self.observer = observer
         self.logs_dir = logs_dir
@@ -54,10 +63,16 @@ class RecastBackend:
         self.timeout = timeout
         self.pack_config = syncbackends.packconfig()
 
-    def job(self, spec: dict[str, Any], parameters: Any, state: Any, name: str) -> StepJob:
-        command = syncbackends.build_job(spec["process"], parameters, state, self.pack_config)
+    def job(
+        self, spec: dict[str, Any], parameters: Any, state: Any, name: str
+    ) -> StepJob:
+        command = syncbackends.build_job(
+            spec["process"], parameters, state, self.pack_config
+        )
         if "command" not in command:
-            raise ValueError(f"step {name}: only string-interpolated-cmd processes can run here")
+            raise ValueError(
+                f"step {name}: only string-interpolated-cmd processes can run here"
+            )
         environment = spec["environment"]
         return StepJob(
             name=name,
@@ -71,24 +86,44 @@ class RecastBackend:
             timeout=self.timeout,
         )
 
-    def submit(self, spec: dict[str, Any], parameters: Any, state: Any, metadata: Any = None) -> ForegroundProxy:
+    def submit(
+        self, spec: dict[str, Any], parameters: Any, state: Any, metadata: Any = None
+    ) -> ForegroundProxy:
         name = (metadata or {}).get("name", "step")
         parameters, state = syncbackends.finalize_inputs(parameters, state)
         state.ensure()
         job = self.job(spec, parameters, state, name)
-        self.observer(StepEvent("started", name, job.command, f"{job.image}:{job.tag}", job.log_path))
+        self.observer(
+            StepEvent(
+                "started", name, job.command, f"{job.image}:{job.tag}", job.log_path
+            )
+        )
 
         outcome = self.executor.run(job, self.cancelled)
         event = StepEvent(
-            "finished", name, job.command, f"{job.image}:{job.tag}", job.log_path,
-            outcome.started_at, outcome.finished_at, outcome.exit_code, environment=outcome.environment,
+            "finished",
+            name,
+            job.command,
+            f"{job.image}:{job.tag}",
+            job.log_path,
+            outcome.started_at,
+            outcome.finished_at,
+            outcome.exit_code,
+            environment=outcome.environment,
         )
         if not outcome.ok:
-            event.kind, event.reason = "failed", failure_reason(name, outcome, job.log_path)
+            event.kind, event.reason = (
+                "failed",
+                failure_reason(name, outcome, job.log_path),
+            )
             self.observer(event)
-            return ForegroundProxy(None, None, success=False, details={"reason": event.reason})
+            return ForegroundProxy(
+                None, None, success=False, details={"reason": event.reason}
+            )
 
-        published = syncbackends.publish(spec["publisher"], parameters, state, self.pack_config)
+        published = syncbackends.publish(
+            spec["publisher"], parameters, state, self.pack_config
+        )
         event.outputs = published.json()
         self.observer(event)
         return ForegroundProxy(published.json(), state.datamodel, success=True)

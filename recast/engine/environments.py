@@ -31,12 +31,23 @@ def environment_dir(envs_dir: Path, image: dict[str, Any]) -> Path:
 
 
 def pip(venv: Path, *args: str, log: Path) -> None:
-    command = [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "-q", *args]
+    command = [
+        str(venv / "bin" / "python"),
+        "-m",
+        "pip",
+        "--disable-pip-version-check",
+        "-q",
+        *args,
+    ]
     with log.open("a") as handle:
-        done = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT, check=False)
+        done = subprocess.run(
+            command, stdout=handle, stderr=subprocess.STDOUT, check=False
+        )
     if done.returncode != 0:
         tail = "\n".join(log.read_text().splitlines()[-15:])
-        raise EnvironmentBuildFailed(f"pip {' '.join(args[:2])} failed (exit {done.returncode}):\n{tail}")
+        raise EnvironmentBuildFailed(
+            f"pip {' '.join(args[:2])} failed (exit {done.returncode}):\n{tail}"
+        )
 
 
 def build(target: Path, image: dict[str, Any]) -> None:
@@ -58,14 +69,25 @@ def build(target: Path, image: dict[str, Any]) -> None:
         # which would change the recipe's hash.
         with tempfile.TemporaryDirectory() as scratch:
             source = Path(scratch) / "recipe"
-            shutil.copytree(recipe, source, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "build"))
+            shutil.copytree(
+                recipe,
+                source,
+                ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "build"),
+            )
             pip(staging, "install", "--no-deps", str(source), log=log)
 
     freeze = subprocess.run(
         [str(staging / "bin" / "python"), "-m", "pip", "freeze", "--all"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
-    marker = {"image": image["name"], "tag": image["tag"], "recipe_sha256": image["recipe_sha256"], "packages": freeze}
+    marker = {
+        "image": image["name"],
+        "tag": image["tag"],
+        "recipe_sha256": image["recipe_sha256"],
+        "packages": freeze,
+    }
     (staging / f"{MARKER}.tmp").write_text(json.dumps(marker, indent=1))
     (staging / f"{MARKER}.tmp").rename(staging / MARKER)
 
@@ -84,7 +106,12 @@ def ensure(envs_dir: Path, image: dict[str, Any]) -> tuple[Path, dict[str, Any]]
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (target / MARKER).exists():
             started = time.monotonic()
-            logger.info("building step environment %s:%s in %s", image["name"], image["tag"], target)
+            logger.info(
+                "building step environment %s:%s in %s",
+                image["name"],
+                image["tag"],
+                target,
+            )
             build(target, image)
             logger.info("built %s in %.0f s", target.name, time.monotonic() - started)
     return target, json.loads((target / MARKER).read_text())

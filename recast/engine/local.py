@@ -29,7 +29,7 @@ def now() -> str:
 
 
 def step_environment(venv: Path, job: StepJob) -> dict[str, str]:
-    """A clean environment: nothing of the platform's own (secrets included) leaks in."""
+    """A clean environment: nothing of the platform's (secrets included) leaks in."""
     scratch = Path(job.workdir) / ".tmp"
     scratch.mkdir(parents=True, exist_ok=True)
     return {
@@ -97,5 +97,9 @@ class LocalExecutor:
                 start_new_session=True,
             )
             reason = wait(process, job.timeout, cancelled)
-        environment = {"backend": self.name, "packages": description["packages"], "recipe_sha256": description["recipe_sha256"]}
+        environment = {
+            "backend": self.name,
+            "packages": description["packages"],
+            "recipe_sha256": description["recipe_sha256"],
+        }
         return StepOutcome(process.returncode, started, now(), reason, environment)

@@ -62,12 +62,19 @@ def execute(
     logs = workdir / "_recast" / "logs"
     logs.mkdir(parents=True)
     backend = PacktivityBackend(
-        packtivity_backend=RecastBackend(executor, record, logs, cancelled, timeout), backendopts={}
+        packtivity_backend=RecastBackend(executor, record, logs, cancelled, timeout),
+        backendopts={},
     )
     try:
         with steering_ctx(
-            f"local:{workdir}", workflow_json=spec, initdata=init, backend=backend,
-            visualize=False, accept_metadir=True, updateinterval=0.01, loginterval=3600,
+            f"local:{workdir}",
+            workflow_json=spec,
+            initdata=init,
+            backend=backend,
+            visualize=False,
+            accept_metadir=True,
+            updateinterval=0.01,
+            loginterval=3600,
         ):
             pass
     except RuntimeError:
@@ -83,7 +90,11 @@ def conclude(outcome: Outcome, workdir: Path, cancelled: CancelCheck) -> Outcome
     if cancelled():
         outcome.status, outcome.reason = "cancelled", "cancelled on request"
     elif failures:
-        outcome.status, outcome.reason, outcome.failed_step = "failed", failures[0].reason, failures[0].name
+        outcome.status, outcome.reason, outcome.failed_step = (
+            "failed",
+            failures[0].reason,
+            failures[0].name,
+        )
     elif not any(e.kind == "finished" for e in outcome.steps):
         outcome.status, outcome.reason = "failed", "the workflow ran no step"
     return outcome

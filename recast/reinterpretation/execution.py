@@ -33,7 +33,7 @@ def executor_for(version: WorkflowVersion) -> LocalExecutor:
 
 
 def materialise(run: Run, analysis: Analysis, inputs_dir: Path) -> dict[str, Any]:
-    """Copy the run's files into ``inputs_dir`` and return the workflow's init parameters."""
+    """Copy the run's files into ``inputs_dir``; return the init parameters."""
     inputs_dir.mkdir(parents=True)
     if analysis.kind == Analysis.Kind.PUBLIC_LIKELIHOOD:
         bkgonly = inputs_dir / "BkgOnly.json"
@@ -52,11 +52,13 @@ def materialise(run: Run, analysis: Analysis, inputs_dir: Path) -> dict[str, Any
 
 
 def read_result(outcome: runner.Outcome, point: str) -> dict[str, Any]:
-    """The point's result document from the summarise step, checked against its schema."""
+    """The point's result document from the summarise step, checked by its schema."""
     outputs = outcome.outputs("summarise") or {}
     path = Path(outputs.get("results", ""))
     if not path.is_file():
-        raise InvalidInput("the workflow published no results.json from its summarise step")
+        raise InvalidInput(
+            "the workflow published no results.json from its summarise step"
+        )
     for result in json.loads(path.read_text())["results"]:
         if result["point"] == point:
             schemas.validate(result, schemas.spec("result/v1"), "results.json")
@@ -64,7 +66,9 @@ def read_result(outcome: runner.Outcome, point: str) -> dict[str, Any]:
     raise InvalidInput(f"results.json has no result for point '{point}'")
 
 
-def provenance(run: Run, attempt: int, outcome: runner.Outcome, seconds: float) -> dict[str, Any]:
+def provenance(
+    run: Run, attempt: int, outcome: runner.Outcome, seconds: float
+) -> dict[str, Any]:
     version = run.request.workflow_version
     return {
         "run": str(run.id),
@@ -75,13 +79,17 @@ def provenance(run: Run, attempt: int, outcome: runner.Outcome, seconds: float) 
         "inputs": run.inputs,
         "analysis": run.request.analysis.slug,
         "workflow": {"version": version.number, "digest": version.digest},
-        "images": [{k: i[k] for k in ("name", "tag", "recipe_sha256")} for i in version.images],
+        "images": [
+            {k: i[k] for k in ("name", "tag", "recipe_sha256")} for i in version.images
+        ],
         "backend": settings.RECAST_BACKEND,
         "platform": {"recast": recast.__version__},
         "status": outcome.status,
         "reason": outcome.reason,
         "seconds": round(seconds, 3),
-        "steps": [event.as_dict() for event in outcome.steps if event.kind != "started"],
+        "steps": [
+            event.as_dict() for event in outcome.steps if event.kind != "started"
+        ],
     }
 
 
@@ -90,7 +98,9 @@ def write_archive(run: Run, rundir: Path, documents: dict[str, Any]) -> tuple[st
     target.parent.mkdir(parents=True, exist_ok=True)
     workflow = rundir / "workflow"
     files = {"inputs": rundir / "inputs", "logs": workflow / "_recast" / "logs"}
-    for stage in sorted(p for p in workflow.iterdir() if p.is_dir() and not p.name.startswith("_")):
+    for stage in sorted(
+        p for p in workflow.iterdir() if p.is_dir() and not p.name.startswith("_")
+    ):
         files[f"outputs/{stage.name}"] = stage
     snapshot = workflow / "_yadage" / "yadage_snapshot_workflow.json"
     if snapshot.exists():
@@ -103,12 +113,24 @@ def run_execute(run_id: str) -> str:
     """Run ``run_id`` if it is queued; safe to call twice. Returns its final status."""
     attempt = services.run_start(run_id, settings.RECAST_BACKEND)
     if attempt is None:
-        return str(Run.objects.values_list("status", flat=True).get(id=run_id))
-    run = Run.objects.select_related("request__analysis", "request__workflow_version").get(id=run_id)
+        status = Run.objects.filter(id=run_id).values_list("status", flat=True).first()
+        if status is None:
+            logger.warning("run %s does not exist; its task is dropped", run_id)
+            return "missing"
+        return str(status)
+    run = Run.objects.select_related(
+        "request__analysis", "request__workflow_version"
+    ).get(id=run_id)
     rundir = Path(settings.RECAST_WORK_DIR) / f"{run.id}-{attempt}"
     shutil.rmtree(rundir, ignore_errors=True)
     started = time.monotonic()
-    logger.info("run %s (%s, point %s) attempt %d started", run.id, run.request.analysis.slug, run.point, attempt)
+    logger.info(
+        "run %s (%s, point %s) attempt %d started",
+        run.id,
+        run.request.analysis.slug,
+        run.point,
+        attempt,
+    )
 
     def observe(event: StepEvent) -> None:
         services.step_record(run_id, attempt, event)
@@ -119,8 +141,13 @@ def run_execute(run_id: str) -> str:
     try:
         init = materialise(run, run.request.analysis, rundir / "inputs")
         outcome = runner.execute(
-            run.request.workflow_version.spec, init, rundir / "workflow", executor_for(run.request.workflow_version),
-            observe, cancelled, timeout=settings.RECAST_STEP_TIMEOUT,
+            run.request.workflow_version.spec,
+            init,
+            rundir / "workflow",
+            executor_for(run.request.workflow_version),
+            observe,
+            cancelled,
+            timeout=settings.RECAST_STEP_TIMEOUT,
         )
     except EnvironmentBuildFailed as exc:
         services.run_fail(run_id, f"the step environment could not be built: {exc}")
@@ -128,15 +155,21 @@ def run_execute(run_id: str) -> str:
     except Exception:
         # The requester gets a plain message; the operator gets the traceback.
         logger.exception("run %s attempt %d: internal error", run_id, attempt)
-        services.run_fail(run_id, "internal error in the platform; the operators have the details")
+        services.run_fail(
+            run_id, "internal error in the platform; the operators have the details"
+        )
         return Status.FAILED
     status = conclude(run, attempt, rundir, outcome, time.monotonic() - started)
     if status == Status.SUCCEEDED:
-        shutil.rmtree(rundir, ignore_errors=True)  # everything worth keeping is archived
+        shutil.rmtree(
+            rundir, ignore_errors=True
+        )  # everything worth keeping is archived
     return status
 
 
-def conclude(run: Run, attempt: int, rundir: Path, outcome: runner.Outcome, seconds: float) -> str:
+def conclude(
+    run: Run, attempt: int, rundir: Path, outcome: runner.Outcome, seconds: float
+) -> str:
     if outcome.status == "cancelled":
         return Status.CANCELLED
     result: dict[str, Any] | None = None
@@ -152,7 +185,12 @@ def conclude(run: Run, attempt: int, rundir: Path, outcome: runner.Outcome, seco
     path, digest = write_archive(run, rundir, documents)
     if result is None:
         services.run_fail(str(run.id), outcome.reason, outcome.failed_step, path)
-        logger.info("run %s failed after %.1f s: %s", run.id, seconds, outcome.reason.splitlines()[0])
+        logger.info(
+            "run %s failed after %.1f s: %s",
+            run.id,
+            seconds,
+            outcome.reason.splitlines()[0],
+        )
         return Status.FAILED
     services.run_succeed(str(run.id), result, path, digest)
     logger.info("run %s succeeded in %.1f s", run.id, seconds)

@@ -55,13 +55,18 @@ def patchset(sha256: str) -> dict[str, Any]:
 def patch_names(analysis: Analysis) -> list[str]:
     if not analysis.patchset_sha256:
         return []
-    return [p["metadata"]["name"] for p in patchset(analysis.patchset_sha256)["patches"]]
+    return [
+        p["metadata"]["name"] for p in patchset(analysis.patchset_sha256)["patches"]
+    ]
 
 
 def named_patch(analysis: Analysis, name: str) -> tuple[bytes, dict[str, Any]]:
     """The signal file for patch ``name`` and its metadata (with the labels)."""
     if not analysis.patchset_sha256:
-        raise InvalidInput(f"$.patch: analysis '{analysis.slug}' has no patchset; upload a signal file instead")
+        raise InvalidInput(
+            f"$.patch: analysis '{analysis.slug}' has no patchset; upload a signal "
+            "file instead"
+        )
     document = patchset(analysis.patchset_sha256)
     for patch in document["patches"]:
         if patch["metadata"]["name"] == name:
@@ -70,11 +75,14 @@ def named_patch(analysis: Analysis, name: str) -> tuple[bytes, dict[str, Any]]:
                 "labels": document["metadata"].get("labels", []),
                 "digests": document["metadata"].get("digests", {}),
             }
-            content = json.dumps({"metadata": metadata, "patch": patch["patch"]}, sort_keys=True).encode()
+            content = json.dumps(
+                {"metadata": metadata, "patch": patch["patch"]}, sort_keys=True
+            ).encode()
             return content, metadata
     examples = ", ".join(patch_names(analysis)[:3])
     raise InvalidInput(
-        f"$.patch: no patch named '{name}' in the patchset of '{analysis.slug}' (for example: {examples})"
+        f"$.patch: no patch named '{name}' in the patchset of '{analysis.slug}' "
+        f"(for example: {examples})"
     )
 
 
@@ -98,7 +106,11 @@ def model_parameters(metadata: dict[str, Any]) -> dict[str, Any]:
     labels, values = metadata.get("labels") or [], metadata.get("values") or []
     if not isinstance(labels, list) or not isinstance(values, list):
         return {}
-    return {str(k): v for k, v in zip(labels, values, strict=False) if isinstance(v, int | float | str)}
+    return {
+        str(k): v
+        for k, v in zip(labels, values, strict=False)
+        if isinstance(v, int | float | str)
+    }
 
 
 def file_content(name: str, value: Any, uploads: dict[str, bytes]) -> bytes:
@@ -106,20 +118,28 @@ def file_content(name: str, value: Any, uploads: dict[str, bytes]) -> bytes:
         return uploads[name]
     match = SHA256_REF.fullmatch(value) if isinstance(value, str) else None
     if not match:
-        raise InvalidInput(f"$.{name}: give a file, or sha256:<digest> of a file uploaded earlier")
+        raise InvalidInput(
+            f"$.{name}: give a file, or sha256:<digest> of a file uploaded earlier"
+        )
     if not Blob.objects.filter(sha256=match.group(1)).exists():
         raise InvalidInput(f"$.{name}: no uploaded file has sha256 {match.group(1)}")
     return blob_read(match.group(1))
 
 
 def check_point(
-    analysis: Analysis, inputs: Any, uploads: dict[str, bytes] | None = None, name: str = ""
+    analysis: Analysis,
+    inputs: Any,
+    uploads: dict[str, bytes] | None = None,
+    name: str = "",
 ) -> PointInputs:
     """Check one point's inputs; raise InvalidInput naming the field at fault."""
     uploads = uploads or {}
     if not isinstance(inputs, dict):
         raise InvalidInput("$: the inputs of a point must be a JSON object")
-    stored = {**inputs, **{key: sha256_ref(content) for key, content in uploads.items()}}
+    stored = {
+        **inputs,
+        **{key: sha256_ref(content) for key, content in uploads.items()},
+    }
     schemas.validate(stored, analysis.input_schema, "inputs")
 
     new_files = {}
@@ -132,7 +152,9 @@ def check_point(
     return PointInputs(point_name(name or "point"), {}, stored, new_files)
 
 
-def likelihood_point(analysis: Analysis, stored: dict[str, Any], files: dict[str, bytes], name: str) -> PointInputs:
+def likelihood_point(
+    analysis: Analysis, stored: dict[str, Any], files: dict[str, bytes], name: str
+) -> PointInputs:
     if "patch" in stored:
         content, metadata = named_patch(analysis, stored["patch"])
         files["signal"] = content

@@ -13,7 +13,12 @@ from recast.reinterpretation.selectors import run_summary
 from recast.reinterpretation.services import request_submit
 
 
-def point_inputs(example_inputs: dict[str, Any], signal: Path | None, patch: str | None, example: bool) -> tuple[dict[str, Any], dict[str, bytes], str]:
+def point_inputs(
+    example_inputs: dict[str, Any],
+    signal: Path | None,
+    patch: str | None,
+    example: bool,
+) -> tuple[dict[str, Any], dict[str, bytes], str]:
     if example:
         if not example_inputs:
             raise InvalidInput("this analysis has no example inputs")
@@ -26,9 +31,16 @@ def point_inputs(example_inputs: dict[str, Any], signal: Path | None, patch: str
     return {}, {"signal": content}, name
 
 
-def run_locally(slug: str, signal: Path | None = None, patch: str | None = None, example: bool = False) -> dict[str, Any]:
+def run_locally(
+    slug: str,
+    signal: Path | None = None,
+    patch: str | None = None,
+    example: bool = False,
+) -> dict[str, Any]:
     analysis = analysis_get(slug)
-    inputs, uploads, name = point_inputs(analysis.example_inputs, signal, patch, example)
+    inputs, uploads, name = point_inputs(
+        analysis.example_inputs, signal, patch, example
+    )
     point = check_point(analysis, inputs, uploads, name)
 
     request = request_submit(analysis, [point], enqueue_runs=False)

@@ -27,11 +27,19 @@ class Request(models.Model):
     Its status is derived from its runs'."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    analysis = models.ForeignKey(Analysis, on_delete=models.PROTECT, related_name="requests")
-    workflow_version = models.ForeignKey(WorkflowVersion, on_delete=models.PROTECT, related_name="requests")
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT)
+    analysis = models.ForeignKey(
+        Analysis, on_delete=models.PROTECT, related_name="requests"
+    )
+    workflow_version = models.ForeignKey(
+        WorkflowVersion, on_delete=models.PROTECT, related_name="requests"
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT
+    )
     is_scan = models.BooleanField(default=False)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.SUBMITTED)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.SUBMITTED
+    )
     submitted_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -51,7 +59,9 @@ class Run(models.Model):
     point = models.CharField(max_length=200)
     model_parameters = models.JSONField(default=dict)
     inputs = models.JSONField(help_text="the point's inputs; files as sha256:<digest>")
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.SUBMITTED)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.SUBMITTED
+    )
     attempts = models.PositiveIntegerField(default=0)
     backend = models.CharField(max_length=32, blank=True)
     submitted_at = models.DateTimeField(auto_now_add=True)
@@ -62,11 +72,17 @@ class Run(models.Model):
     failed_step = models.CharField(max_length=200, blank=True)
     result = models.JSONField(null=True, blank=True)
     archive_path = models.CharField(max_length=500, blank=True)
-    archive_sha256 = models.CharField(max_length=64, blank=True, help_text="sha256 of the archive's manifest")
+    archive_sha256 = models.CharField(
+        max_length=64, blank=True, help_text="sha256 of the archive's manifest"
+    )
 
     class Meta:
         ordering = ["request", "point", "id"]
-        constraints = [models.UniqueConstraint(fields=["request", "point"], name="unique_point_per_request")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["request", "point"], name="unique_point_per_request"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"run {self.id} ({self.point})"
@@ -89,7 +105,11 @@ class Step(models.Model):
 
     class Meta:
         ordering = ["run", "attempt", "id"]
-        constraints = [models.UniqueConstraint(fields=["run", "attempt", "name"], name="unique_step_per_attempt")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "attempt", "name"], name="unique_step_per_attempt"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} of {self.run_id}"

@@ -34,7 +34,11 @@ def enqueue(run_ids: list[str]) -> None:
 
 
 def request_submit(
-    analysis: Analysis, points: Sequence[PointInputs], owner: AbstractBaseUser | None = None, *, enqueue_runs: bool = True
+    analysis: Analysis,
+    points: Sequence[PointInputs],
+    owner: AbstractBaseUser | None = None,
+    *,
+    enqueue_runs: bool = True,
 ) -> Request:
     """Create a request with one run per checked point, then queue the runs once
     the transaction has committed (a worker must find the rows it is given)."""
@@ -43,24 +47,39 @@ def request_submit(
     names = [p.point for p in points]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        raise InvalidInput(f"point names must be unique within a request: {', '.join(duplicates)}")
+        raise InvalidInput(
+            f"point names must be unique within a request: {', '.join(duplicates)}"
+        )
 
     with transaction.atomic():
         request = Request.objects.create(
-            analysis=analysis, workflow_version=analysis.current_workflow(), owner=owner, is_scan=len(points) > 1
+            analysis=analysis,
+            workflow_version=analysis.current_workflow(),
+            owner=owner,
+            is_scan=len(points) > 1,
         )
         for point in points:
             for content in point.new_files.values():
                 blob_store(content)
         runs = Run.objects.bulk_create(
-            Run(request=request, point=p.point, model_parameters=p.model_parameters, inputs=p.inputs) for p in points
+            Run(
+                request=request,
+                point=p.point,
+                model_parameters=p.model_parameters,
+                inputs=p.inputs,
+            )
+            for p in points
         )
         run_ids = [str(run.id) for run in runs]
-        Run.objects.filter(request=request).update(status=Status.QUEUED, queued_at=timezone.now())
+        Run.objects.filter(request=request).update(
+            status=Status.QUEUED, queued_at=timezone.now()
+        )
         Request.objects.filter(id=request.id).update(status=Status.QUEUED)
         if enqueue_runs:
             transaction.on_commit(lambda: enqueue(run_ids))
-    logger.info("request %s submitted: %s, %d point(s)", request.id, analysis.slug, len(points))
+    logger.info(
+        "request %s submitted: %s, %d point(s)", request.id, analysis.slug, len(points)
+    )
     request.refresh_from_db()
     return request
 
@@ -69,7 +88,10 @@ def run_start(run_id: str, backend: str) -> int | None:
     """Move a queued run to running; return its attempt number, or None when
     another worker has it or it has finished (the task then does nothing)."""
     moved = Run.objects.filter(id=run_id, status=Status.QUEUED).update(
-        status=Status.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1, backend=backend
+        status=Status.RUNNING,
+        started_at=timezone.now(),
+        attempts=F("attempts") + 1,
+        backend=backend,
     )
     if not moved:
         return None
@@ -78,7 +100,11 @@ def run_start(run_id: str, backend: str) -> int | None:
 
 
 def step_record(run_id: str, attempt: int, event: StepEvent) -> None:
-    status = {"started": Status.RUNNING, "finished": Status.SUCCEEDED, "failed": Status.FAILED}[event.kind]
+    status = {
+        "started": Status.RUNNING,
+        "finished": Status.SUCCEEDED,
+        "failed": Status.FAILED,
+    }[event.kind]
     fields: dict[str, Any] = {
         "status": status,
         "image": event.image,
@@ -91,31 +117,56 @@ def step_record(run_id: str, attempt: int, event: StepEvent) -> None:
         fields["started_at"] = timezone.now()
     else:
         fields["finished_at"] = timezone.now()
-    Step.objects.update_or_create(run_id=run_id, attempt=attempt, name=event.name, defaults=fields)
-    logger.info("run %s step %s %s%s", run_id, event.name, event.kind, f": {event.reason}" if event.reason else "")
+    Step.objects.update_or_create(
+        run_id=run_id, attempt=attempt, name=event.name, defaults=fields
+    )
+    logger.info(
+        "run %s step %s %s%s",
+        run_id,
+        event.name,
+        event.kind,
+        f": {event.reason}" if event.reason else "",
+    )
 
 
-def run_succeed(run_id: str, result: dict[str, Any], archive_path: str, archive_sha256: str) -> None:
+def run_succeed(
+    run_id: str, result: dict[str, Any], archive_path: str, archive_sha256: str
+) -> None:
     moved = Run.objects.filter(id=run_id, status=Status.RUNNING).update(
-        status=Status.SUCCEEDED, finished_at=timezone.now(), result=result,
-        archive_path=archive_path, archive_sha256=archive_sha256, error="", failed_step="",
+        status=Status.SUCCEEDED,
+        finished_at=timezone.now(),
+        result=result,
+        archive_path=archive_path,
+        archive_sha256=archive_sha256,
+        error="",
+        failed_step="",
     )
     if not moved:
-        raise Conflict(f"run {run_id} is no longer running; its result was not recorded")
+        raise Conflict(
+            f"run {run_id} is no longer running; its result was not recorded"
+        )
     request_refresh(Run.objects.get(id=run_id).request_id)
 
 
 def run_fail(run_id: str, reason: str, step: str = "", archive_path: str = "") -> None:
     moved = Run.objects.filter(id=run_id, status=Status.RUNNING).update(
-        status=Status.FAILED, finished_at=timezone.now(), error=reason, failed_step=step, archive_path=archive_path
+        status=Status.FAILED,
+        finished_at=timezone.now(),
+        error=reason,
+        failed_step=step,
+        archive_path=archive_path,
     )
     if moved:
         request_refresh(Run.objects.get(id=run_id).request_id)
 
 
 def run_mark_cancelled(run_id: str) -> None:
-    moved = Run.objects.filter(id=run_id, status__in=[Status.QUEUED, Status.RUNNING]).update(
-        status=Status.CANCELLED, finished_at=timezone.now(), error="cancelled on request"
+    moved = Run.objects.filter(
+        id=run_id, status__in=[Status.QUEUED, Status.RUNNING]
+    ).update(
+        status=Status.CANCELLED,
+        finished_at=timezone.now(),
+        error="cancelled on request",
     )
     if moved:
         request_refresh(Run.objects.get(id=run_id).request_id)
@@ -136,7 +187,13 @@ def derived_status(counts: dict[str, int]) -> str:
 
 def request_refresh(request_id: Any) -> None:
     """Derive a request's status from its runs'."""
-    rows = Run.objects.filter(request_id=request_id).values("status").annotate(n=Count("id"))
+    rows = (
+        Run.objects.filter(request_id=request_id)
+        .values("status")
+        .annotate(n=Count("id"))
+    )
     status = derived_status({row["status"]: row["n"] for row in rows})
     finished_at = timezone.now() if status in FINISHED else None
-    Request.objects.filter(id=request_id).exclude(status=status).update(status=status, finished_at=finished_at)
+    Request.objects.filter(id=request_id).exclude(status=status).update(
+        status=status, finished_at=finished_at
+    )

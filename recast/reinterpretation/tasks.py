@@ -1,12 +1,23 @@
-"""Celery tasks: thin, take ids, and safe to run twice."""
+"""Celery tasks: thin, take ids, and safe to run twice.
+
+Tasks bind to recast's own app, not to "the current app": importing packtivity
+creates a Celery app of its own (pickle, another broker) that would otherwise
+take over.
+"""
 
 from __future__ import annotations
 
-from celery import shared_task
-
+from recast.celery import app
 from recast.reinterpretation import execution
 
+SIX_HOURS = 6 * 3600
 
-@shared_task(name="recast.run_execute", acks_late=True, time_limit=6 * 3600, soft_time_limit=6 * 3600 - 60)
+
+@app.task(
+    name="recast.run_execute",
+    acks_late=True,
+    time_limit=SIX_HOURS,
+    soft_time_limit=SIX_HOURS - 60,
+)
 def run_execute(run_id: str) -> str:
     return execution.run_execute(run_id)

@@ -26,7 +26,9 @@ def only_error(workflows: Path) -> str:
 
 
 @pytest.mark.django_db
-def test_it_loads_the_demo_analysis_with_its_likelihood_and_example(workflows_copy: Path) -> None:
+def test_it_loads_the_demo_analysis_with_its_likelihood_and_example(
+    workflows_copy: Path,
+) -> None:
     [outcome] = catalogue_load(workflows_copy, [DEMO])
 
     analysis = Analysis.objects.get(slug=DEMO)
@@ -35,7 +37,12 @@ def test_it_loads_the_demo_analysis_with_its_likelihood_and_example(workflows_co
     assert analysis.bkgonly_sha256 and analysis.patchset_sha256
     assert analysis.example_inputs["signal"].startswith("sha256:")
     assert analysis.reference_result["point"] == "stop_650_100"
-    assert [s["name"] for s in analysis.current_workflow().spec["stages"]] == ["patch", "fit", "summarise", "plot"]
+    assert [s["name"] for s in analysis.current_workflow().spec["stages"]] == [
+        "patch",
+        "fit",
+        "summarise",
+        "plot",
+    ]
 
 
 @pytest.mark.django_db
@@ -48,10 +55,16 @@ def test_loading_twice_adds_no_version(workflows_copy: Path) -> None:
 
 
 @pytest.mark.django_db
-def test_a_changed_spec_adds_a_version_and_keeps_the_old_one(workflows_copy: Path) -> None:
+def test_a_changed_spec_adds_a_version_and_keeps_the_old_one(
+    workflows_copy: Path,
+) -> None:
     catalogue_load(workflows_copy, [DEMO])
     steps = workflows_copy / "public-likelihood" / "steps.yml"
-    steps.write_text(steps.read_text().replace("recast-pyhf fit --patched", "recast-pyhf fit --backend numpy --patched"))
+    steps.write_text(
+        steps.read_text().replace(
+            "recast-pyhf fit --patched", "recast-pyhf fit --backend numpy --patched"
+        )
+    )
 
     [outcome] = catalogue_load(workflows_copy, [DEMO])
 
@@ -68,7 +81,10 @@ def test_a_missing_field_is_named_with_its_path(workflows_copy: Path) -> None:
     del document["title"]
     path.write_text(yaml.safe_dump(document))
 
-    assert only_error(workflows_copy) == "workflows/demo-stop-1l/recast.yml: $: 'title' is a required property"
+    assert (
+        only_error(workflows_copy)
+        == "workflows/demo-stop-1l/recast.yml: $: 'title' is a required property"
+    )
     assert not Analysis.objects.exists()
 
 
@@ -77,7 +93,8 @@ def test_a_wrong_type_is_named_with_its_path(workflows_copy: Path) -> None:
     edit_entry(workflows_copy, {"references": {"inspire": "one two three"}})
 
     assert only_error(workflows_copy) == (
-        "workflows/demo-stop-1l/recast.yml: $.references.inspire: 'one two three' is not of type 'integer'"
+        "workflows/demo-stop-1l/recast.yml: $.references.inspire: 'one two three' "
+        "is not of type 'integer'"
     )
 
 
@@ -86,7 +103,8 @@ def test_an_unknown_field_is_refused(workflows_copy: Path) -> None:
     edit_entry(workflows_copy, {"colaboration": "typo"})
 
     assert only_error(workflows_copy) == (
-        "workflows/demo-stop-1l/recast.yml: $: Additional properties are not allowed ('colaboration' was unexpected)"
+        "workflows/demo-stop-1l/recast.yml: $: Additional properties are not "
+        "allowed ('colaboration' was unexpected)"
     )
 
 
@@ -94,7 +112,10 @@ def test_an_unknown_field_is_refused(workflows_copy: Path) -> None:
 def test_malformed_yaml_is_refused_with_its_line(workflows_copy: Path) -> None:
     (workflows_copy / DEMO / "recast.yml").write_text("title: [unclosed\nkind: x\n")
 
-    assert only_error(workflows_copy) == "workflows/demo-stop-1l/recast.yml: not valid YAML at line 2, column 5"
+    assert (
+        only_error(workflows_copy)
+        == "workflows/demo-stop-1l/recast.yml: not valid YAML at line 2, column 5"
+    )
 
 
 @pytest.mark.django_db
@@ -102,7 +123,8 @@ def test_a_path_leaving_the_workflows_folder_is_refused(workflows_copy: Path) ->
     edit_entry(workflows_copy, {"likelihood": {"bkgonly": "../../../etc/passwd"}})
 
     assert only_error(workflows_copy) == (
-        "workflows/demo-stop-1l/recast.yml: $.likelihood.bkgonly: '../../../etc/passwd' points outside the workflows folder"
+        "workflows/demo-stop-1l/recast.yml: $.likelihood.bkgonly: "
+        "'../../../etc/passwd' points outside the workflows folder"
     )
 
 
@@ -111,38 +133,59 @@ def test_a_missing_file_is_named(workflows_copy: Path) -> None:
     (workflows_copy / DEMO / "reference.json").unlink()
 
     assert only_error(workflows_copy) == (
-        "workflows/demo-stop-1l/recast.yml: $.reference.result: 'reference.json' does not exist"
+        "workflows/demo-stop-1l/recast.yml: $.reference.result: 'reference.json' "
+        "does not exist"
     )
 
 
 @pytest.mark.django_db
 def test_an_invalid_yadage_workflow_is_refused(workflows_copy: Path) -> None:
     spec = workflows_copy / "public-likelihood" / "workflow.yml"
-    spec.write_text(spec.read_text().replace("scheduler_type: singlestep-stage", "scheduler_type: nostep-stage", 1))
+    spec.write_text(
+        spec.read_text().replace(
+            "scheduler_type: singlestep-stage", "scheduler_type: nostep-stage", 1
+        )
+    )
 
     error = only_error(workflows_copy)
 
-    assert error.startswith("workflows/public-likelihood/workflow.yml: not a valid yadage workflow: ")
+    assert error.startswith(
+        "workflows/public-likelihood/workflow.yml: not a valid yadage workflow: "
+    )
     assert not Analysis.objects.exists()
 
 
 @pytest.mark.django_db
 def test_a_step_with_an_undeclared_image_is_refused(workflows_copy: Path) -> None:
     steps = workflows_copy / "public-likelihood" / "steps.yml"
-    steps.write_text(steps.read_text().replace("image: recast/pyhf", "image: someone/else", 1))
+    steps.write_text(
+        steps.read_text().replace("image: recast/pyhf", "image: someone/else", 1)
+    )
 
     assert only_error(workflows_copy) == (
-        "workflows/public-likelihood/workflow.yml: step $.stages[0] (patch): environment.image "
+        "workflows/public-likelihood/workflow.yml: step $.stages[0] (patch): "
+        "environment.image "
         "'someone/else' is not declared in recast.yml images"
     )
 
 
 @pytest.mark.django_db
-def test_an_example_that_breaks_the_input_schema_is_refused(workflows_copy: Path) -> None:
-    edit_entry(workflows_copy, {"inputs": {"schema": "../public-likelihood/inputs.schema.json", "example": {"mass": 3}}})
+def test_an_example_that_breaks_the_input_schema_is_refused(
+    workflows_copy: Path,
+) -> None:
+    edit_entry(
+        workflows_copy,
+        {
+            "inputs": {
+                "schema": "../public-likelihood/inputs.schema.json",
+                "example": {"mass": 3},
+            }
+        },
+    )
 
     assert only_error(workflows_copy) == (
-        "workflows/demo-stop-1l/recast.yml: $.inputs.example: Additional properties are not allowed ('mass' was unexpected) (and 1 more)"
+        "workflows/demo-stop-1l/recast.yml: $.inputs.example: Additional "
+        "properties are not allowed ('mass' was unexpected) (and 1 more)"
     )
 
 
@@ -156,6 +199,7 @@ def test_a_bad_entry_does_not_stop_the_good_ones(workflows_copy: Path) -> None:
 
     assert outcomes[DEMO].error is None
     assert outcomes["broken-one"].error == (
-        "workflows/broken-one/recast.yml: $: 'title' is a required property (and 9 more)"
+        "workflows/broken-one/recast.yml: $: 'title' is a required property (and 9 "
+        "more)"
     )
     assert list(Analysis.objects.values_list("slug", flat=True)) == [DEMO]

@@ -30,7 +30,10 @@ def direct_pyhf(bkgonly: Path, signal: Path) -> dict[str, Any]:
     script = Path(__file__).with_name("direct_pyhf.py")
     done = subprocess.run(
         [str(venv / "bin" / "python"), str(script), str(bkgonly), str(signal)],
-        capture_output=True, text=True, check=True, env={"OPENBLAS_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"OPENBLAS_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
     )
     result: dict[str, Any] = json.loads(done.stdout)
     return result
@@ -72,14 +75,22 @@ def test_a_run_is_archived_with_its_steps_and_checksums(demo: Analysis) -> None:
 
     assert run.status == Status.SUCCEEDED
     assert run.model_parameters == {"m_stop": 850, "m_lsp": 0}
-    assert list(Step.objects.filter(run=run).values_list("name", "status", "exit_code")) == [
-        ("patch", "succeeded", 0), ("fit", "succeeded", 0), ("summarise", "succeeded", 0), ("plot", "succeeded", 0)
+    assert list(
+        Step.objects.filter(run=run).values_list("name", "status", "exit_code")
+    ) == [
+        ("patch", "succeeded", 0),
+        ("fit", "succeeded", 0),
+        ("summarise", "succeeded", 0),
+        ("plot", "succeeded", 0),
     ]
     assert archive_verify(archive) == []
     assert (archive / "outputs" / "plot" / "stop_850_0.png").stat().st_size > 10_000
     assert (archive / "yadage" / "yadage_snapshot_workflow.json").exists()
     assert provenance["workflow"]["digest"] == demo.current_workflow().digest
-    assert any(p.startswith("pyhf==0.7.6") for p in provenance["steps"][0]["environment"]["packages"])
+    assert any(
+        p.startswith("pyhf==0.7.6")
+        for p in provenance["steps"][0]["environment"]["packages"]
+    )
     assert json.loads((archive / "result.json").read_text()) == run.result
 
 
@@ -93,7 +104,9 @@ def test_running_a_finished_run_again_does_nothing(demo: Analysis) -> None:
 
 @pytest.mark.django_db
 def test_a_cancelled_run_is_never_started(demo: Analysis) -> None:
-    request = request_submit(demo, [check_point(demo, {"patch": "stop_450_0"})], enqueue_runs=False)
+    request = request_submit(
+        demo, [check_point(demo, {"patch": "stop_450_0"})], enqueue_runs=False
+    )
     run = request.runs.get()
     run_mark_cancelled(str(run.id))
 
@@ -114,33 +127,44 @@ def test_a_patch_for_another_workspace_fails_with_a_message(demo: Analysis) -> N
     assert run.failed_step == "patch"
     assert run.error.startswith("step patch failed with exit code 2:\n")
     assert run.error.endswith(
-        "recast-pyhf patch: wrong_workspace.json: this patch was made for another workspace "
+        "recast-pyhf patch: wrong_workspace.json: this patch was made for another "
+        "workspace "
         "(sha256 abababababab..., this workspace is 1f340c8de870...)"
     )
     assert archive_verify(Path(run.archive_path)) == []
 
 
 @pytest.mark.django_db
-def test_a_signal_without_the_parameter_of_interest_fails_with_a_message(demo: Analysis) -> None:
+def test_a_signal_without_the_parameter_of_interest_fails_with_a_message(
+    demo: Analysis,
+) -> None:
     signal = example_signal()
     for operation in signal["patch"]:
-        operation["value"]["modifiers"] = [m for m in operation["value"]["modifiers"] if m["name"] != "mu_SIG"]
+        operation["value"]["modifiers"] = [
+            m for m in operation["value"]["modifiers"] if m["name"] != "mu_SIG"
+        ]
 
     run = signal_run(demo, signal, "no_poi")
 
     assert run.status == Status.FAILED
     assert run.error.endswith(
-        "recast-pyhf patch: no_poi.json: after patching, no sample carries the parameter of interest "
+        "recast-pyhf patch: no_poi.json: after patching, no sample carries the "
+        "parameter of interest "
         "'mu_SIG'; the patch adds no signal"
     )
 
 
 @pytest.mark.django_db
-def test_a_patch_that_does_not_fit_the_workspace_fails_with_a_message(demo: Analysis) -> None:
+def test_a_patch_that_does_not_fit_the_workspace_fails_with_a_message(
+    demo: Analysis,
+) -> None:
     signal = example_signal()
     signal["patch"][0]["path"] = "/channels/7/samples/-"
 
     run = signal_run(demo, signal, "misfit")
 
     assert run.status == Status.FAILED
-    assert "recast-pyhf patch: misfit.json: the signal patch does not fit the workspace: " in run.error
+    assert (
+        "recast-pyhf patch: misfit.json: the signal patch does not fit the workspace: "
+        in run.error
+    )

@@ -13,7 +13,9 @@ from recast.reinterpretation.models import Request
 from recast.storage.models import Blob
 
 
-def rejected(analysis: Analysis, inputs: object, uploads: dict[str, bytes] | None = None) -> str:
+def rejected(
+    analysis: Analysis, inputs: object, uploads: dict[str, bytes] | None = None
+) -> str:
     with pytest.raises(InvalidInput) as caught:
         check_point(analysis, inputs, uploads)
     return caught.value.message
@@ -29,7 +31,9 @@ def test_a_patch_name_becomes_a_signal_with_model_parameters(demo: Analysis) -> 
 
 
 def test_an_uploaded_signal_is_named_by_its_metadata(demo: Analysis) -> None:
-    signal = json.dumps({"metadata": {"name": "my model", "values": [1]}, "patch": []}).encode()
+    signal = json.dumps(
+        {"metadata": {"name": "my model", "values": [1]}, "patch": []}
+    ).encode()
     stored = Blob.objects.count()
 
     point = check_point(demo, {}, {"signal": signal})
@@ -59,7 +63,9 @@ def test_a_signal_and_a_patch_together_are_refused(demo: Analysis) -> None:
 
 
 def test_a_signal_that_is_not_json_is_refused(demo: Analysis) -> None:
-    assert rejected(demo, {}, {"signal": b"{not json"}).startswith("$.signal: not valid JSON (")
+    assert rejected(demo, {}, {"signal": b"{not json"}).startswith(
+        "$.signal: not valid JSON ("
+    )
 
 
 def test_a_signal_of_the_wrong_shape_is_refused(demo: Analysis) -> None:
@@ -70,7 +76,10 @@ def test_a_signal_of_the_wrong_shape_is_refused(demo: Analysis) -> None:
 
 
 def test_a_reference_to_an_unknown_upload_is_refused(demo: Analysis) -> None:
-    assert rejected(demo, {"signal": "sha256:" + "0" * 64}) == f"$.signal: no uploaded file has sha256 {'0' * 64}"
+    assert (
+        rejected(demo, {"signal": "sha256:" + "0" * 64})
+        == f"$.signal: no uploaded file has sha256 {'0' * 64}"
+    )
 
 
 def test_inputs_that_are_not_an_object_are_refused(demo: Analysis) -> None:

@@ -5,54 +5,117 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Analysis',
+            name="Analysis",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('slug', models.SlugField(max_length=100, unique=True)),
-                ('title', models.CharField(max_length=300)),
-                ('collaboration', models.CharField(max_length=100)),
-                ('abstract', models.TextField()),
-                ('keywords', models.JSONField(default=list)),
-                ('references', models.JSONField(default=dict)),
-                ('kind', models.CharField(choices=[('public-likelihood', 'Public Likelihood'), ('workflow', 'Workflow')], max_length=32)),
-                ('input_schema', models.JSONField()),
-                ('example_inputs', models.JSONField(default=dict)),
-                ('reference_result', models.JSONField(default=dict)),
-                ('reference_tolerance', models.JSONField(default=dict)),
-                ('bkgonly_sha256', models.CharField(blank=True, max_length=64)),
-                ('patchset_sha256', models.CharField(blank=True, max_length=64)),
-                ('source', models.CharField(help_text='folder it was loaded from', max_length=500)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("slug", models.SlugField(max_length=100, unique=True)),
+                ("title", models.CharField(max_length=300)),
+                ("collaboration", models.CharField(max_length=100)),
+                ("abstract", models.TextField()),
+                ("keywords", models.JSONField(default=list)),
+                ("references", models.JSONField(default=dict)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("public-likelihood", "Public Likelihood"),
+                            ("workflow", "Workflow"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                ("input_schema", models.JSONField()),
+                ("example_inputs", models.JSONField(default=dict)),
+                ("reference_result", models.JSONField(default=dict)),
+                ("reference_tolerance", models.JSONField(default=dict)),
+                ("bkgonly_sha256", models.CharField(blank=True, max_length=64)),
+                ("patchset_sha256", models.CharField(blank=True, max_length=64)),
+                (
+                    "source",
+                    models.CharField(
+                        help_text="folder it was loaded from", max_length=500
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'verbose_name_plural': 'analyses',
-                'ordering': ['slug'],
+                "verbose_name_plural": "analyses",
+                "ordering": ["slug"],
             },
         ),
         migrations.CreateModel(
-            name='WorkflowVersion',
+            name="WorkflowVersion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.PositiveIntegerField()),
-                ('digest', models.CharField(help_text='sha256 of the resolved spec and images', max_length=64)),
-                ('spec', models.JSONField(help_text='the yadage workflow with references resolved')),
-                ('images', models.JSONField(help_text='name, tag, recipe folder and recipe hash of each image')),
-                ('is_current', models.BooleanField(default=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('analysis', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='workflow_versions', to='catalogue.analysis')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("number", models.PositiveIntegerField()),
+                (
+                    "digest",
+                    models.CharField(
+                        help_text="sha256 of the resolved spec and images",
+                        max_length=64,
+                    ),
+                ),
+                (
+                    "spec",
+                    models.JSONField(
+                        help_text="the yadage workflow with references resolved"
+                    ),
+                ),
+                (
+                    "images",
+                    models.JSONField(
+                        help_text="name, tag, recipe folder and recipe hash of each image"
+                    ),
+                ),
+                ("is_current", models.BooleanField(default=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "analysis",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="workflow_versions",
+                        to="catalogue.analysis",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['analysis', 'number'],
-                'constraints': [models.UniqueConstraint(fields=('analysis', 'number'), name='unique_version_number'), models.UniqueConstraint(fields=('analysis', 'digest'), name='unique_version_digest'), models.UniqueConstraint(condition=models.Q(('is_current', True)), fields=('analysis',), name='one_current_version')],
+                "ordering": ["analysis", "number"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("analysis", "number"), name="unique_version_number"
+                    ),
+                    models.UniqueConstraint(
+                        fields=("analysis", "digest"), name="unique_version_digest"
+                    ),
+                    models.UniqueConstraint(
+                        condition=models.Q(("is_current", True)),
+                        fields=("analysis",),
+                        name="one_current_version",
+                    ),
+                ],
             },
         ),
     ]

@@ -99,7 +99,12 @@ class CLsCurve:
         low, high = self.bracket(index)
         return float(
             scipy.optimize.toms748(
-                lambda mu: self(mu)[index] - LEVEL, low, high, k=2, xtol=LIMIT_ATOL, rtol=LIMIT_RTOL
+                lambda mu: self(mu)[index] - LEVEL,
+                low,
+                high,
+                k=2,
+                xtol=LIMIT_ATOL,
+                rtol=LIMIT_RTOL,
             )
         )
 
@@ -113,7 +118,11 @@ def limits(curve: CLsCurve) -> tuple[float | None, list[float | None], str]:
     config = curve.model.config
     low, high = (float(b) for b in config.suggested_bounds()[config.poi_index])
     if max(curve(high)) >= LEVEL:
-        return None, [None] * 5, f"CLs is still above {LEVEL} at the upper bound of the POI, mu = {high:g}"
+        return (
+            None,
+            [None] * 5,
+            f"CLs is still above {LEVEL} at the upper bound of the POI, mu = {high:g}",
+        )
 
     # CLs is undefined at mu = 0: start just above the lower bound, and go lower
     # only while some curve is already below the level there.
@@ -138,7 +147,9 @@ def plot_grid(curve: CLsCurve, limits_found: list[float]) -> None:
         curve(float(mu))
 
 
-def scan_document(evaluations: dict[float, tuple[float, list[float]]]) -> dict[str, Any]:
+def scan_document(
+    evaluations: dict[float, tuple[float, list[float]]],
+) -> dict[str, Any]:
     mus = sorted(evaluations)
     return {
         "mu": mus,
@@ -191,5 +202,10 @@ def run(manifest_path: Path, outdir: Path, backend: str = "jax") -> Path:
 
     target = outdir / "fits.json"
     outdir.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps({"pyhf_version": pyhf.__version__, "backend": backend, "fits": fits}, indent=1))
+    target.write_text(
+        json.dumps(
+            {"pyhf_version": pyhf.__version__, "backend": backend, "fits": fits},
+            indent=1,
+        )
+    )
     return target

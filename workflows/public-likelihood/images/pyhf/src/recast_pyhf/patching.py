@@ -23,7 +23,9 @@ def load_json(path: Path) -> Any:
         raise StepError(f"{path.name}: not valid JSON ({exc})") from None
 
 
-def patch_operations(signal: Any, name: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def patch_operations(
+    signal: Any, name: str
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Return the JSON Patch operations and metadata of a signal document.
 
     A signal is either a bare JSON Patch (a list of operations) or one patch of
@@ -53,11 +55,15 @@ def check_digest(metadata: dict[str, Any], spec: dict[str, Any], name: str) -> N
         )
 
 
-def apply_patch(spec: dict[str, Any], ops: list[dict[str, Any]], name: str) -> dict[str, Any]:
+def apply_patch(
+    spec: dict[str, Any], ops: list[dict[str, Any]], name: str
+) -> dict[str, Any]:
     try:
         return jsonpatch.apply_patch(spec, ops)
     except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
-        raise StepError(f"{name}: the signal patch does not fit the workspace: {exc}") from None
+        raise StepError(
+            f"{name}: the signal patch does not fit the workspace: {exc}"
+        ) from None
 
 
 def poi_name(spec: dict[str, Any]) -> str:
@@ -85,10 +91,14 @@ def check_workspace(spec: dict[str, Any], name: str) -> pyhf.Workspace:
     try:
         return pyhf.Workspace(spec)
     except pyhf.exceptions.InvalidSpecification as exc:
-        raise StepError(f"{name}: the patched workspace is not valid HistFactory: {exc}") from None
+        raise StepError(
+            f"{name}: the patched workspace is not valid HistFactory: {exc}"
+        ) from None
 
 
-def patch_one(bkgonly: dict[str, Any], signal_path: Path, outdir: Path) -> dict[str, Any]:
+def patch_one(
+    bkgonly: dict[str, Any], signal_path: Path, outdir: Path
+) -> dict[str, Any]:
     name = signal_path.stem
     ops, metadata = patch_operations(load_json(signal_path), signal_path.name)
     check_digest(metadata, bkgonly, signal_path.name)

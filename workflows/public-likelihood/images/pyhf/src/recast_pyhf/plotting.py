@@ -10,7 +10,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display in a step container
 
-import matplotlib.pyplot as plt  # noqa: E402 (the backend must be chosen first)
+import matplotlib.pyplot as plt
 
 
 def brazil(fit: dict[str, Any], target: Path) -> None:
@@ -23,8 +23,12 @@ def brazil(fit: dict[str, Any], target: Path) -> None:
     band = list(zip(*(scan["cls_exp"][i] for i in shown), strict=True))
 
     fig, ax = plt.subplots(figsize=(6, 4.2), dpi=100)
-    ax.fill_between(mu, band[0], band[4], color="#f5d000", label=r"expected $\pm 2\sigma$")
-    ax.fill_between(mu, band[1], band[3], color="#2ca02c", label=r"expected $\pm 1\sigma$")
+    ax.fill_between(
+        mu, band[0], band[4], color="#f5d000", label=r"expected $\pm 2\sigma$"
+    )
+    ax.fill_between(
+        mu, band[1], band[3], color="#2ca02c", label=r"expected $\pm 1\sigma$"
+    )
     ax.plot(mu, band[2], "k--", label="expected")
     ax.plot(mu, observed, "k-", marker=".", label="observed")
     ax.axhline(0.05, color="#d62728", label=r"CL$_s$ = 0.05")

@@ -54,5 +54,7 @@ def run(fits_path: Path, outdir: Path) -> Path:
     for result in results:
         (outdir / f"{result['point']}.json").write_text(json.dumps(result, indent=1))
     target = outdir / "results.json"
-    target.write_text(json.dumps({"pyhf_version": pyhf.__version__, "results": results}, indent=1))
+    target.write_text(
+        json.dumps({"pyhf_version": pyhf.__version__, "results": results}, indent=1)
+    )
     return target

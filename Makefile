@@ -1,0 +1,49 @@
+# recast: `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PYTHONDONTWRITEBYTECODE :=
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml requirements.lock
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (or PYTHON=...)"; exit 2; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip uv
+	# --compile-bytecode: yadage's modules warn when compiled, which the tests treat as errors.
+	$(BIN)/uv pip install -q --python $(BIN)/python --compile-bytecode -r requirements.lock -e .
+	touch $(STAMP)
+
+venv: $(STAMP) ## create .venv and install the pinned platform
+
+lock: ## re-resolve requirements.lock from pyproject.toml
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -q -o requirements.lock
+
+setup: venv ## create the database schema and load the catalogue (embedded defaults)
+	$(BIN)/python manage.py migrate --verbosity 0
+	$(BIN)/python manage.py catalogue_load
+
+demo: setup ## run the demo analysis' example end to end and print the result
+	$(BIN)/recast run demo-stop-1l --example
+
+test: venv ## run the test suite (the services tests need .ci/run or their variables)
+	$(BIN)/python -m pytest
+
+lint: venv ## ruff, ruff-format and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy recast
+
+format: venv ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean: ## remove var/ (database, archives, step environments)
+	rm -rf var
+
+.PHONY: help venv lock setup demo test lint format clean
