@@ -11,7 +11,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Count, F
 from django.utils import timezone
@@ -36,7 +36,7 @@ def enqueue(run_ids: list[str]) -> None:
 def request_submit(
     analysis: Analysis,
     points: Sequence[PointInputs],
-    owner: AbstractBaseUser | None = None,
+    owner: User | None = None,
     *,
     enqueue_runs: bool = True,
 ) -> Request:

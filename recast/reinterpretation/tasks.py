@@ -13,7 +13,8 @@ from recast.reinterpretation import execution
 SIX_HOURS = 6 * 3600
 
 
-@app.task(
+# Celery ships no type information; the task body is typed.
+@app.task(  # type: ignore[untyped-decorator]
     name="recast.run_execute",
     acks_late=True,
     time_limit=SIX_HOURS,
