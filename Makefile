@@ -11,11 +11,12 @@ export PYTHONDONTWRITEBYTECODE :=
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
+# --compile-bytecode: yadage's modules warn when first compiled, which the tests
+# (warnings as errors) would take for failures.
 $(STAMP): pyproject.toml requirements.lock
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (or PYTHON=...)"; exit 2; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip uv
-	# --compile-bytecode: yadage's modules warn when compiled, which the tests treat as errors.
 	$(BIN)/uv pip install -q --python $(BIN)/python --compile-bytecode -r requirements.lock -e .
 	touch $(STAMP)
 

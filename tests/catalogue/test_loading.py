@@ -9,6 +9,8 @@ import yaml
 
 from recast.catalogue.models import Analysis, WorkflowVersion
 from recast.catalogue.services import catalogue_load
+from recast.reinterpretation.inputs import check_point
+from recast.reinterpretation.services import request_submit
 from tests.conftest import DEMO
 
 
@@ -203,3 +205,22 @@ def test_a_bad_entry_does_not_stop_the_good_ones(workflows_copy: Path) -> None:
         "more)"
     )
     assert list(Analysis.objects.values_list("slug", flat=True)) == [DEMO]
+
+
+@pytest.mark.django_db
+def test_a_request_keeps_its_workflow_version(workflows_copy: Path) -> None:
+    catalogue_load(workflows_copy, [DEMO])
+    analysis = Analysis.objects.get(slug=DEMO)
+    request = request_submit(
+        analysis, [check_point(analysis, {"patch": "stop_450_0"})], enqueue_runs=False
+    )
+    steps = workflows_copy / "public-likelihood" / "steps.yml"
+    steps.write_text(
+        steps.read_text().replace("--patched", "--backend numpy --patched")
+    )
+
+    catalogue_load(workflows_copy, [DEMO])
+
+    request.refresh_from_db()
+    assert request.workflow_version.number == 1
+    assert analysis.current_workflow().number == 2
