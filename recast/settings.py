@@ -46,9 +46,13 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "recast.accounts",
     "recast.storage",
     "recast.catalogue",
     "recast.reinterpretation",
+    "recast.api",
 ]
 
 MIDDLEWARE = [
@@ -92,10 +96,49 @@ LANGUAGE_CODE = "en"
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 
+LOGIN_URL = "/accounts/login/"
+UPLOAD_MAX_BYTES = env.integer("RECAST_UPLOAD_MAX_BYTES", 50 * 1024 * 1024, minimum=1)
+# Django refuses bodies above this before any view sees them; leave room for
+# the multipart envelope around the largest upload.
+DATA_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES + 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+RECAST_MAX_POINTS = env.integer("RECAST_MAX_POINTS", 10_000, minimum=1)
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "recast.accounts.authentication.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticatedOrReadOnly"
+    ],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "recast.api.errors.handler",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env.string("RECAST_THROTTLE_ANON", "120/minute"),
+        "user": env.string("RECAST_THROTTLE_USER", "600/minute"),
+    },
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "recast API",
+    "DESCRIPTION": "Preserved analyses, reinterpretation requests, results and "
+    "archives.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
 # Celery. Without a broker, tasks run in the calling process (the embedded mode).
 CELERY_BROKER_URL = env.string("CELERY_BROKER_URL", "")
-CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
-CELERY_TASK_EAGER_PROPAGATES = True
+# In-process background runs when no broker is set; `recast serve` turns them on.
+RECAST_INPROCESS_WORKERS = env.integer("RECAST_INPROCESS_WORKERS", 0)
 CELERY_TASK_ACKS_LATE = True  # a worker killed mid-task leaves the task queued
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # long tasks: take one at a time

@@ -1,5 +1,7 @@
-"""URL routes. The REST API arrives under /api/v1 with its own issue."""
+"""URL routes: the REST API under /api/v1."""
 
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, include, path
 
-urlpatterns: list[URLPattern | URLResolver] = []
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("api/v1/", include("recast.api.urls")),
+]

@@ -27,6 +27,15 @@ class Analysis(models.Model):
     bkgonly_sha256 = models.CharField(max_length=64, blank=True)
     patchset_sha256 = models.CharField(max_length=64, blank=True)
     source = models.CharField(max_length=500, help_text="folder it was loaded from")
+    # An analysis under preparation is seen only by its team until it is public.
+    is_public = models.BooleanField(default=True)
+    team = models.ForeignKey(
+        "auth.Group",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="analyses",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -56,3 +56,8 @@ class RunFailed(RecastError):
 
     code = "run_failed"
     status = 422
+
+
+class TooLarge(RecastError):
+    code = "too_large"
+    status = 413

@@ -7,6 +7,7 @@ analysis' patchset, which is then cut out into a signal file of its own.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import re
@@ -164,3 +165,50 @@ def likelihood_point(
         metadata = signal_metadata(files["signal"], "signal")
         name = name or str(metadata.get("name") or "signal")
     return PointInputs(point_name(name), model_parameters(metadata), stored, files)
+
+
+def glob_points(analysis: Analysis, pattern: str) -> list[PointInputs]:
+    """One point per patch of the analysis' patchset whose name matches ``pattern``."""
+    names = [
+        name for name in patch_names(analysis) if fnmatch.fnmatchcase(name, pattern)
+    ]
+    if not names:
+        raise InvalidInput(f"$.scan: no patch of '{analysis.slug}' matches '{pattern}'")
+    return [check_point(analysis, {"patch": name}) for name in names]
+
+
+def patchset_points(
+    analysis: Analysis, content: bytes, field_name: str = "patchset"
+) -> list[PointInputs]:
+    """One point per patch of an uploaded pyhf patchset."""
+    try:
+        document = json.loads(content)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidInput(f"$.{field_name}: not valid JSON ({exc})") from None
+    patches = document.get("patches") if isinstance(document, dict) else None
+    if not isinstance(patches, list) or not patches:
+        raise InvalidInput(
+            f"$.{field_name}: not a pyhf patchset with at least one patch"
+        )
+
+    metadata = (
+        document.get("metadata") if isinstance(document.get("metadata"), dict) else {}
+    )
+    points = []
+    for index, patch in enumerate(patches):
+        if not isinstance(patch, dict) or not isinstance(patch.get("metadata"), dict):
+            raise InvalidInput(
+                f"$.{field_name}.patches[{index}]: a patch needs metadata and a "
+                "patch list"
+            )
+        single = {
+            "metadata": {
+                **patch["metadata"],
+                "labels": metadata.get("labels", []),
+                "digests": metadata.get("digests", {}),
+            },
+            "patch": patch.get("patch"),
+        }
+        signal = json.dumps(single, sort_keys=True).encode()
+        points.append(check_point(analysis, {}, {"signal": signal}))
+    return points

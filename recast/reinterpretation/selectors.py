@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import ValidationError
+from django.db.models import Count, QuerySet
+
 from recast.core.errors import NotFound
-from recast.reinterpretation.models import Request, Run
+from recast.reinterpretation.models import Request, Run, Status
 
 
 def request_get(request_id: str) -> Request:
@@ -40,3 +44,67 @@ def run_summary(run: Run) -> dict[str, Any]:
         "archive": run.archive_path,
         "archive_sha256": run.archive_sha256,
     }
+
+
+def request_list(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Request]:
+    """The requests ``user`` may see: their own, or every request for staff."""
+    requests = Request.objects.select_related("analysis").order_by(
+        "-submitted_at", "id"
+    )
+    if getattr(user, "is_staff", False):
+        return requests
+    return (
+        requests.filter(owner_id=user.pk) if user.is_authenticated else requests.none()
+    )
+
+
+def request_for(user: AbstractBaseUser | AnonymousUser, request_id: str) -> Request:
+    """One request of ``user``'s; someone else's is reported as missing."""
+    try:
+        return request_list(user).get(id=request_id)
+    except (Request.DoesNotExist, ValueError, ValidationError):
+        raise NotFound(f"no request {request_id} of yours") from None
+
+
+def run_for(user: AbstractBaseUser | AnonymousUser, run_id: str) -> Run:
+    try:
+        return Run.objects.select_related("request").get(
+            id=run_id, request__in=request_list(user)
+        )
+    except (Run.DoesNotExist, ValueError, ValidationError):
+        raise NotFound(f"no run {run_id} of yours") from None
+
+
+def status_counts(request: Request) -> dict[str, int]:
+    rows = request.runs.values("status").annotate(n=Count("id"))
+    counts = {status: 0 for status in Status.values}
+    counts.update({row["status"]: row["n"] for row in rows})
+    return counts
+
+
+CSV_RESULT_COLUMNS = ["cls_obs", "cls_exp", "mu_up_obs", "mu_up_exp"]
+SIGMA_NAMES = ["m2", "m1", "0", "p1", "p2"]
+
+
+def results_csv_rows(runs: list[Run]) -> tuple[list[str], list[list[Any]]]:
+    """A header and one row per run: model parameters, then the numbers flat."""
+    labels = sorted({label for run in runs for label in run.model_parameters})
+    header = ["point", "status", *labels, "cls_obs"]
+    header += [f"cls_exp_{s}" for s in SIGMA_NAMES] + ["mu_up_obs"]
+    header += [f"mu_up_exp_{s}" for s in SIGMA_NAMES] + ["fit_status", "error"]
+    rows = []
+    for run in runs:
+        summary = run_summary(run)
+        row = [
+            run.point,
+            run.status,
+            *(run.model_parameters.get(k, "") for k in labels),
+        ]
+        row += [
+            summary["cls_obs"],
+            *(summary["cls_exp"] or [None] * 5),
+            summary["mu_up_obs"],
+        ]
+        row += [*(summary["mu_up_exp"] or [None] * 5), summary["fit_status"], run.error]
+        rows.append(["" if v is None else v for v in row])
+    return header, rows

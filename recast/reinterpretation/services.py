@@ -27,10 +27,9 @@ logger = logging.getLogger(__name__)
 
 
 def enqueue(run_ids: list[str]) -> None:
-    from recast.reinterpretation import tasks
+    from recast.reinterpretation.dispatch import dispatch
 
-    for run_id in run_ids:
-        tasks.run_execute.delay(run_id)
+    dispatch(run_ids)
 
 
 def request_submit(
@@ -158,6 +157,24 @@ def run_fail(run_id: str, reason: str, step: str = "", archive_path: str = "") -
     )
     if moved:
         request_refresh(Run.objects.get(id=run_id).request_id)
+
+
+def request_cancel(request: Request) -> int:
+    """Cancel every unfinished run of ``request``; a running step is stopped by
+    its worker, which checks for cancellation while it waits. Returns how many
+    runs were cancelled."""
+    if request.status in FINISHED:
+        raise Conflict(f"request {request.id} has already {request.status}")
+    moved = Run.objects.filter(
+        request=request, status__in=[Status.SUBMITTED, Status.QUEUED, Status.RUNNING]
+    ).update(
+        status=Status.CANCELLED,
+        finished_at=timezone.now(),
+        error="cancelled on request",
+    )
+    request_refresh(request.id)
+    logger.info("request %s: %d run(s) cancelled", request.id, moved)
+    return moved
 
 
 def run_mark_cancelled(run_id: str) -> None:

@@ -1,0 +1,71 @@
+"""Making, checking and revoking API tokens.
+
+A token is ``rc_<prefix>_<secret>``: the prefix finds the row, and the sha256
+of the whole token is compared in constant time. Tokens carry 256 bits of
+randomness, so a plain hash suffices (a password hash guards guessable input).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+from datetime import timedelta
+
+from django.contrib.auth.models import User
+from django.db.models import Q
+from django.utils import timezone
+
+from recast.accounts.models import ApiToken
+from recast.core.errors import NotFound
+
+logger = logging.getLogger(__name__)
+PREFIX = "rc_"
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def token_create(
+    user: User, name: str = "", days: int | None = 90
+) -> tuple[ApiToken, str]:
+    """Make a token for ``user``; returns the row and the token, which is never
+    stored and cannot be shown again."""
+    prefix = secrets.token_hex(6)
+    token = f"{PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
+    expires = timezone.now() + timedelta(days=days) if days else None
+    row = ApiToken.objects.create(
+        user=user, name=name, prefix=prefix, digest=digest(token), expires_at=expires
+    )
+    logger.info("token %s… made for user %s", prefix, user.pk)
+    return row, token
+
+
+def token_user(token: str) -> User | None:
+    """The active user a valid, unexpired, unrevoked token belongs to, or None."""
+    parts = token.split("_")
+    if len(parts) < 3 or not token.startswith(PREFIX):
+        return None
+    now = timezone.now()
+    row = (
+        ApiToken.objects.select_related("user")
+        .filter(prefix=parts[1], revoked_at__isnull=True)
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        .first()
+    )
+    if row is None or not hmac.compare_digest(row.digest, digest(token)):
+        return None
+    if not row.user.is_active:
+        return None
+    ApiToken.objects.filter(pk=row.pk).update(last_used_at=now)
+    return row.user
+
+
+def token_revoke(user: User, prefix: str) -> None:
+    moved = ApiToken.objects.filter(
+        user=user, prefix=prefix, revoked_at__isnull=True
+    ).update(revoked_at=timezone.now())
+    if not moved:
+        raise NotFound(f"no active token {prefix} of yours")

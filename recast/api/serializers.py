@@ -1,0 +1,185 @@
+"""Output shapes of the API (reads only: writes go through services)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from recast.catalogue.models import Analysis
+from recast.reinterpretation.models import Request, Run, Step
+from recast.reinterpretation.selectors import run_summary, status_counts
+
+
+class AnalysisListSerializer(serializers.ModelSerializer[Analysis]):
+    class Meta:
+        model = Analysis
+        fields = [
+            "slug",
+            "title",
+            "collaboration",
+            "kind",
+            "keywords",
+            "references",
+            "is_public",
+        ]
+
+
+class AnalysisDetailSerializer(serializers.ModelSerializer[Analysis]):
+    workflow = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Analysis
+        fields = [
+            "slug",
+            "title",
+            "collaboration",
+            "abstract",
+            "kind",
+            "keywords",
+            "references",
+            "is_public",
+            "input_schema",
+            "example_inputs",
+            "reference_result",
+            "reference_tolerance",
+            "workflow",
+        ]
+
+    def get_workflow(self, analysis: Analysis) -> dict[str, Any]:
+        version = analysis.current_workflow()
+        return {
+            "version": version.number,
+            "digest": version.digest,
+            "stages": [stage["name"] for stage in version.spec.get("stages", [])],
+            "images": [
+                {k: i[k] for k in ("name", "tag", "recipe_sha256")}
+                for i in version.images
+            ],
+        }
+
+
+class StepSerializer(serializers.ModelSerializer[Step]):
+    class Meta:
+        model = Step
+        fields = [
+            "name",
+            "attempt",
+            "status",
+            "image",
+            "exit_code",
+            "reason",
+            "started_at",
+            "finished_at",
+        ]
+
+
+class RunSerializer(serializers.ModelSerializer[Run]):
+    steps = StepSerializer(many=True, read_only=True)
+    result = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Run
+        fields = [
+            "id",
+            "point",
+            "status",
+            "model_parameters",
+            "inputs",
+            "attempts",
+            "backend",
+            "submitted_at",
+            "queued_at",
+            "started_at",
+            "finished_at",
+            "error",
+            "failed_step",
+            "result",
+            "archive_sha256",
+            "steps",
+        ]
+
+    def get_result(self, run: Run) -> dict[str, Any] | None:
+        if run.result is None:
+            return None
+        summary = run_summary(run)
+        keys = (
+            "cls_obs",
+            "cls_exp",
+            "mu_up_obs",
+            "mu_up_exp",
+            "excluded",
+            "fit_status",
+            "fit_message",
+        )
+        return {key: summary[key] for key in keys}
+
+
+class RequestListSerializer(serializers.ModelSerializer[Request]):
+    analysis: serializers.SlugRelatedField[Analysis] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
+    counts = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Request
+        fields = [
+            "id",
+            "analysis",
+            "status",
+            "is_scan",
+            "submitted_at",
+            "finished_at",
+            "counts",
+        ]
+
+    def get_counts(self, request: Request) -> dict[str, int]:
+        return status_counts(request)
+
+
+class RequestDetailSerializer(RequestListSerializer):
+    runs = serializers.SerializerMethodField()
+    workflow_version = serializers.IntegerField(
+        source="workflow_version.number", read_only=True
+    )
+
+    class Meta(RequestListSerializer.Meta):
+        fields = [*RequestListSerializer.Meta.fields, "workflow_version", "runs"]
+
+    def get_runs(self, request: Request) -> list[dict[str, Any]]:
+        runs = request.runs.prefetch_related("steps").order_by("point")
+        return list(RunSerializer(runs, many=True).data)
+
+
+class RequestCreateSerializer(serializers.Serializer[Any]):
+    """What a submission may hold; exactly one source of points."""
+
+    analysis = serializers.SlugField()
+    inputs = serializers.JSONField(required=False, help_text="one point's inputs")
+    points = serializers.JSONField(required=False, help_text="a list of {inputs, name}")
+    patches = serializers.ListField(child=serializers.CharField(), required=False)
+    scan = serializers.CharField(
+        required=False, help_text="a glob over the patchset's patch names"
+    )
+    name = serializers.CharField(
+        required=False, help_text="the point's name (one point)"
+    )
+    signal = serializers.FileField(
+        required=False, help_text="a signal patch file (one point)"
+    )
+    patchset = serializers.FileField(
+        required=False, help_text="a pyhf patchset (a scan)"
+    )
+
+
+class UploadSerializer(serializers.Serializer[Any]):
+    file = serializers.FileField()
+
+
+class UploadedSerializer(serializers.Serializer[Any]):
+    sha256 = serializers.CharField()
+    size = serializers.IntegerField()
+
+
+class CancelledSerializer(serializers.Serializer[Any]):
+    cancelled = serializers.IntegerField(help_text="runs cancelled")

@@ -1,0 +1,32 @@
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from recast.api import views
+
+urlpatterns = [
+    path("analyses/", views.AnalysisList.as_view(), name="analysis-list"),
+    path(
+        "analyses/<slug:slug>/", views.AnalysisDetail.as_view(), name="analysis-detail"
+    ),
+    path("uploads/", views.UploadCreate.as_view(), name="upload-create"),
+    path("requests/", views.RequestListCreate.as_view(), name="request-list"),
+    path(
+        "requests/<str:request_id>/",
+        views.RequestDetail.as_view(),
+        name="request-detail",
+    ),
+    path(
+        "requests/<str:request_id>/cancel/",
+        views.RequestCancel.as_view(),
+        name="request-cancel",
+    ),
+    path(
+        "requests/<str:request_id>/results/",
+        views.RequestResults.as_view(),
+        name="request-results",
+    ),
+    path("runs/<str:run_id>/archive/", views.RunArchive.as_view(), name="run-archive"),
+    path("runs/<str:run_id>/logs/<str:step>/", views.RunLog.as_view(), name="run-log"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+]

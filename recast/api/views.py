@@ -1,0 +1,253 @@
+"""The REST API's views: parse, call one service or selector, answer."""
+
+from __future__ import annotations
+
+import csv
+import io
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.db.models import Q, QuerySet
+from django.http import FileResponse, HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, permissions, status
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.request import Request as HttpRequest
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from recast.api import serializers as out
+from recast.catalogue.models import Analysis
+from recast.catalogue.selectors import analysis_get, analysis_list
+from recast.core.errors import InvalidInput, NotFound
+from recast.reinterpretation import selectors
+from recast.reinterpretation.models import Run
+from recast.reinterpretation.services import request_cancel, request_submit
+from recast.reinterpretation.submission import check_size, points_from
+from recast.storage.services import blob_store
+
+FILE_FIELDS = ("signal", "patchset")
+
+
+class AnalysisList(generics.ListAPIView[Analysis]):
+    """Catalogued analyses, with search and filters."""
+
+    serializer_class = out.AnalysisListSerializer
+    permission_classes = [permissions.AllowAny]
+    queryset = Analysis.objects.none()  # for the schema; get_queryset filters by user
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "search", str, description="words in the title, abstract or keywords"
+            ),
+            OpenApiParameter("collaboration", str),
+            OpenApiParameter("keyword", str),
+            OpenApiParameter("inspire", int, description="INSPIRE record id"),
+            OpenApiParameter("hepdata_doi", str),
+        ]
+    )
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self) -> QuerySet[Analysis]:
+        analyses = analysis_list(self.request.user)
+        params = self.request.query_params
+        if params.get("search"):
+            words = params["search"]
+            analyses = analyses.filter(
+                Q(title__icontains=words)
+                | Q(abstract__icontains=words)
+                | Q(slug__icontains=words)
+            )
+        if params.get("collaboration"):
+            analyses = analyses.filter(collaboration__iexact=params["collaboration"])
+        if params.get("keyword"):
+            keyword = params["keyword"].lower()
+            analyses = analyses.filter(
+                pk__in=[a.pk for a in analyses if keyword in map(str.lower, a.keywords)]
+            )
+        if params.get("inspire"):
+            if not params["inspire"].isdigit():
+                raise InvalidInput("$.inspire: must be an INSPIRE record number")
+            analyses = analyses.filter(references__inspire=int(params["inspire"]))
+        if params.get("hepdata_doi"):
+            analyses = analyses.filter(references__hepdata__doi=params["hepdata_doi"])
+        return analyses
+
+
+class AnalysisDetail(APIView):
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(responses=out.AnalysisDetailSerializer)
+    def get(self, request: HttpRequest, slug: str) -> Response:
+        analysis = analysis_get(slug, request.user)
+        return Response(out.AnalysisDetailSerializer(analysis).data)
+
+
+class UploadCreate(APIView):
+    """Store a file by its sha256; the same bytes are stored once."""
+
+    parser_classes = [MultiPartParser]
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(
+        request=out.UploadSerializer, responses={201: out.UploadedSerializer}
+    )
+    def post(self, request: HttpRequest) -> Response:
+        upload = request.FILES.get("file")
+        if upload is None:
+            raise InvalidInput("$.file: send the file as the multipart field 'file'")
+        content = upload.read()
+        check_size("file", content)
+        blob = blob_store(content)
+        return Response(
+            {"sha256": blob.sha256, "size": blob.size}, status=status.HTTP_201_CREATED
+        )
+
+
+class RequestListCreate(APIView):
+    """Your requests; submit a new one (one point or a scan)."""
+
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(responses=out.RequestListSerializer(many=True))
+    def get(self, request: HttpRequest) -> Response:
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(
+            selectors.request_list(request.user), request, view=self
+        )
+        return paginator.get_paginated_response(
+            out.RequestListSerializer(page, many=True).data
+        )
+
+    @extend_schema(
+        request=out.RequestCreateSerializer,
+        responses={201: out.RequestDetailSerializer},
+    )
+    def post(self, request: HttpRequest) -> Response:
+        data = {k: v for k, v in request.data.items() if k not in FILE_FIELDS}
+        files = {
+            name: (f.name, f.read())
+            for name, f in request.FILES.items()
+            if name in FILE_FIELDS
+        }
+        if not data.get("analysis"):
+            raise InvalidInput("$.analysis: required: the slug of the analysis")
+        analysis = analysis_get(str(data["analysis"]), request.user)
+
+        points = points_from(analysis, data, files)
+        owner = request.user if isinstance(request.user, User) else None
+        created = request_submit(analysis, points, owner=owner)
+        return Response(
+            out.RequestDetailSerializer(created).data, status=status.HTTP_201_CREATED
+        )
+
+
+class RequestDetail(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(responses=out.RequestDetailSerializer)
+    def get(self, request: HttpRequest, request_id: str) -> Response:
+        found = selectors.request_for(request.user, request_id)
+        return Response(out.RequestDetailSerializer(found).data)
+
+
+class RequestCancel(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(request=None, responses=out.CancelledSerializer)
+    def post(self, request: HttpRequest, request_id: str) -> Response:
+        found = selectors.request_for(request.user, request_id)
+        return Response({"cancelled": request_cancel(found)})
+
+
+def csv_response(runs: list[Run], filename: str) -> HttpResponse:
+    header, rows = selectors.results_csv_rows(runs)
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(header)
+    writer.writerows(rows)
+    response = HttpResponse(text.getvalue(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+class RequestResults(APIView):
+    """Every point's numbers, with its model parameters, as JSON or CSV."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "as", str, enum=["json", "csv"], description="default json"
+            )
+        ],
+        responses={
+            (200, "application/json"): OpenApiTypes.OBJECT,
+            (200, "text/csv"): OpenApiTypes.STR,
+        },
+    )
+    def get(self, request: HttpRequest, request_id: str) -> HttpResponse:
+        found = selectors.request_for(request.user, request_id)
+        runs = selectors.request_runs(found)
+        kind = request.query_params.get("as", "json")
+        if kind == "csv":
+            return csv_response(runs, f"recast-{found.id}.csv")
+        if kind != "json":
+            raise InvalidInput("$.as: must be json or csv")
+        return Response(
+            {
+                "request": str(found.id),
+                "status": found.status,
+                "results": [selectors.run_summary(run) for run in runs],
+            }
+        )
+
+
+class RunArchive(APIView):
+    """The run's archive as a .tar.gz."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(responses={(200, "application/gzip"): OpenApiTypes.BINARY})
+    def get(self, request: HttpRequest, run_id: str) -> FileResponse:
+        run = selectors.run_for(request.user, run_id)
+        if not run.archive_path or not Path(run.archive_path).is_dir():
+            raise NotFound(f"run {run.id} has no archive yet ({run.status})")
+        # The spooled file closes with the response, which streams it.
+        spool = tempfile.TemporaryFile()  # noqa: SIM115
+        with tarfile.open(fileobj=spool, mode="w:gz") as tar:
+            tar.add(run.archive_path, arcname=str(run.id))
+        spool.seek(0)
+        return FileResponse(
+            spool, as_attachment=True, filename=f"recast-run-{run.id}.tar.gz"
+        )
+
+
+class RunLog(APIView):
+    """The log of one step of a run, as text."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(responses={(200, "text/plain"): OpenApiTypes.STR})
+    def get(self, request: HttpRequest, run_id: str, step: str) -> HttpResponse:
+        run = selectors.run_for(request.user, run_id)
+        found = run.steps.filter(name=step).order_by("-attempt").first()
+        if found is None:
+            raise NotFound(f"run {run.id} has no step '{step}'")
+        archived = (
+            Path(run.archive_path) / "logs" / f"{step}.log"
+            if run.archive_path
+            else None
+        )
+        path = archived if archived and archived.is_file() else Path(found.log_path)
+        text = path.read_text(errors="replace") if path.is_file() else ""
+        return HttpResponse(text, content_type="text/plain; charset=utf-8")

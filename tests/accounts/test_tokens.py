@@ -1,0 +1,66 @@
+"""API tokens: shown once, stored hashed, expiring and revocable."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from django.utils import timezone
+
+from recast.accounts.models import ApiToken
+from recast.accounts.services import token_create, token_revoke, token_user
+from recast.core.errors import NotFound
+
+
+@pytest.mark.django_db
+def test_create_token_prints_a_token_and_creates_the_user() -> None:
+    out = io.StringIO()
+    call_command("create_token", "dana", stdout=out, stderr=io.StringIO())
+
+    token = out.getvalue().strip()
+    row = ApiToken.objects.get()
+    assert token.startswith(f"rc_{row.prefix}_")
+    assert token_user(token) == User.objects.get(username="dana")
+
+
+@pytest.mark.django_db
+def test_only_a_hash_of_the_token_is_stored() -> None:
+    _, token = token_create(User.objects.create_user("erin"))
+
+    row = ApiToken.objects.get()
+    assert row.digest == hashlib.sha256(token.encode()).hexdigest()
+    assert token not in str(list(ApiToken.objects.values()))
+
+
+@pytest.mark.django_db
+def test_an_expired_token_is_refused() -> None:
+    row, token = token_create(User.objects.create_user("fay"))
+    ApiToken.objects.filter(pk=row.pk).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+
+    assert token_user(token) is None
+
+
+@pytest.mark.django_db
+def test_a_revoked_token_is_refused() -> None:
+    user = User.objects.create_user("gil")
+    row, token = token_create(user)
+
+    token_revoke(user, row.prefix)
+
+    assert token_user(token) is None
+    with pytest.raises(NotFound, match=f"no active token {row.prefix} of yours"):
+        token_revoke(user, row.prefix)
+
+
+@pytest.mark.django_db
+def test_a_token_with_a_wrong_secret_is_refused() -> None:
+    _, token = token_create(User.objects.create_user("hal"))
+
+    assert token_user(token[:-2] + "xx") is None
+    assert token_user("not-a-token") is None
