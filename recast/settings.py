@@ -88,6 +88,15 @@ DATABASES = {
         conn_max_age=env.integer("RECAST_DB_CONN_MAX_AGE", 0),
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The embedded server writes from request and runner threads at once:
+    # WAL lets readers go on, and IMMEDIATE transactions wait for the write
+    # lock up front instead of failing halfway.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 USE_TZ = True

@@ -13,6 +13,8 @@ from typing import Any
 
 import click
 
+from recast.cli import remote
+from recast.cli.client import Client, ClientError, config_write, server_configured
 from recast.cli.local import django_setup
 from recast.cli.output import print_json, print_table
 from recast.core.errors import RecastError
@@ -30,6 +32,9 @@ class Group(click.Group):
         except RecastError as exc:
             click.echo(f"error: {exc.message}", err=True)
             sys.exit(EXIT_USAGE)
+        except ClientError as exc:
+            click.echo(f"error: {exc.message}", err=True)
+            sys.exit(EXIT_USAGE if 400 <= exc.status < 500 else EXIT_FAILED)
 
 
 @click.group(cls=Group)
@@ -59,11 +64,37 @@ def catalogue_load(slugs: tuple[str, ...], root: Path | None) -> None:
 @catalogue.command("ls")
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 def catalogue_ls(as_json: bool) -> None:
-    """List the catalogued analyses."""
-    django_setup()
+    """List the catalogued analyses (of the server, when one is configured)."""
+    if server_configured():
+        rows = Client().get("analyses/", limit=1000)["results"]
+    else:
+        rows = local_analyses()
+    if as_json:
+        print_json(rows)
+        return
+    for row in rows:
+        click.echo(f"{row['slug']:30} {row['title']}")
+
+
+@catalogue.command("show")
+@click.argument("slug")
+def catalogue_show(slug: str) -> None:
+    """Everything about one analysis, as JSON (from the server when configured)."""
+    if server_configured():
+        print_json(Client().get(f"analyses/{slug}/"))
+        return
+    django_setup(quiet=True)
+    from recast.api.serializers import AnalysisDetailSerializer
+    from recast.catalogue.selectors import analysis_get
+
+    print_json(AnalysisDetailSerializer(analysis_get(slug)).data)
+
+
+def local_analyses() -> list[dict[str, Any]]:
+    django_setup(quiet=True)
     from recast.catalogue.selectors import analysis_list
 
-    rows = [
+    return [
         {
             "slug": a.slug,
             "title": a.title,
@@ -72,11 +103,6 @@ def catalogue_ls(as_json: bool) -> None:
         }
         for a in analysis_list()
     ]
-    if as_json:
-        print_json(rows)
-        return
-    for row in rows:
-        click.echo(f"{row['slug']:30} {row['title']}")
 
 
 @catalogue.command("add-likelihood")
@@ -169,6 +195,121 @@ def archive_verify(path: Path) -> None:
     if problems:
         sys.exit(EXIT_FAILED)
     click.echo(f"{path}: intact", err=True)
+
+
+@cli.command("login")
+@click.option("--url", required=True, help="the server, e.g. http://127.0.0.1:8000")
+@click.option(
+    "--token", prompt=True, hide_input=True, help="an API token (create_token)"
+)
+def login(url: str, token: str) -> None:
+    """Remember a server and token (in a file only you can read)."""
+    Client(url, token).get("requests/", limit=1)  # fails loudly on a bad token
+    click.echo(f"saved to {config_write(url, token)}", err=True)
+
+
+@cli.command("submit")
+@click.argument("slug")
+@click.option("--signal", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--patch", "patches", multiple=True, help="a patch name (repeat for a scan)"
+)
+@click.option("--scan", help="a glob over the patch names, or a patchset file")
+@click.option("--name", help="the point's name (one point)")
+@click.option("--watch", is_flag=True, help="follow progress until the request ends")
+@click.option("--json", "as_json", is_flag=True, help="print the request as JSON")
+def submit(
+    slug: str,
+    signal: Path | None,
+    patches: tuple[str, ...],
+    scan: str | None,
+    name: str | None,
+    watch: bool,
+    as_json: bool,
+) -> None:
+    """Submit a reinterpretation request to the server; prints its id."""
+    given = [
+        flag
+        for flag, value in (
+            ("--signal", signal),
+            ("--patch", patches),
+            ("--scan", scan),
+        )
+        if value
+    ]
+    if len(given) != 1:
+        raise click.UsageError(
+            "give exactly one of --signal FILE, --patch NAME... or --scan GLOB|FILE"
+        )
+    client = Client()
+    created = remote.submit_request(client, slug, signal, patches, scan, name)
+    if not watch:
+        print_json(created) if as_json else click.echo(created["id"])
+        return
+    remote.echo_err(f"request {created['id']}: {len(created['runs'])} point(s)")
+    stages = len(client.get(f"analyses/{slug}/")["workflow"]["stages"])
+    final = remote.watch(client, created["id"], stages)
+    print_json(final) if as_json else print_table(
+        remote.results_rows(client, created["id"])
+    )
+    if final["status"] != "succeeded":
+        sys.exit(EXIT_FAILED)
+
+
+@cli.command("status")
+@click.argument("request_id")
+@click.option("--json", "as_json", is_flag=True)
+def status(request_id: str, as_json: bool) -> None:
+    """A request's state, and each point's."""
+    detail = Client().get(f"requests/{request_id}/")
+    if as_json:
+        print_json(detail)
+    else:
+        click.echo("\n".join(remote.status_lines(detail)))
+
+
+@cli.command("results")
+@click.argument("request_id")
+@click.option(
+    "--format", "form", type=click.Choice(["table", "json", "csv"]), default="table"
+)
+def results(request_id: str, form: str) -> None:
+    """The numbers of every point of a request."""
+    remote.show_results(Client(), request_id, form)
+
+
+@cli.command("download")
+@click.argument("request_id")
+@click.option(
+    "--output", type=click.Path(file_okay=False, path_type=Path), default=Path(".")
+)
+def download(request_id: str, output: Path) -> None:
+    """Every run's archive (.tar.gz) and the results as CSV."""
+    for path in remote.download(Client(), request_id, output):
+        click.echo(str(path))
+
+
+@cli.command("cancel")
+@click.argument("request_id")
+def cancel(request_id: str) -> None:
+    """Cancel a request's unfinished points."""
+    answer = Client().post(f"requests/{request_id}/cancel/")
+    click.echo(f"cancelled {answer['cancelled']} point(s)", err=True)
+
+
+@cli.command("serve")
+@click.option("--host", default="127.0.0.1")
+@click.option("--port", default=8000, type=int)
+@click.option(
+    "--workers", default=2, type=int, help="background runs at once (no broker)"
+)
+def serve(host: str, port: int, workers: int) -> None:
+    """Start the web server (gunicorn). With no broker configured, requests run
+    on background threads in the server itself."""
+    django_setup(quiet=True)
+    from recast.cli.serving import serve as start
+
+    start(host, port, workers)
 
 
 def main() -> None:

@@ -46,7 +46,9 @@ def result_table(rows: list[dict[str, Any]]) -> Table:
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    Console(file=sys.stdout).print(result_table(rows))
+    # Not a terminal (a pipe, a log): wide enough that numbers never wrap.
+    width = None if sys.stdout.isatty() else 140
+    Console(file=sys.stdout, width=width).print(result_table(rows))
 
 
 def print_json(document: Any) -> None:

@@ -56,3 +56,23 @@ def dispatch(run_ids: list[str]) -> None:
 
         for run_id in run_ids:
             execution.run_execute(run_id)
+
+
+def resume() -> None:
+    """In-process mode only: queue again what an earlier server process left.
+
+    A run left running was interrupted (there is no other process that could
+    hold it), so it goes back to queued and starts over.
+    """
+    if settings.CELERY_BROKER_URL or not settings.RECAST_INPROCESS_WORKERS:
+        return
+    from recast.reinterpretation.models import Run, Status
+
+    Run.objects.filter(status=Status.RUNNING).update(status=Status.QUEUED)
+    pending = [
+        str(i)
+        for i in Run.objects.filter(status=Status.QUEUED).values_list("id", flat=True)
+    ]
+    if pending:
+        logger.info("resuming %d queued run(s)", len(pending))
+        dispatch(pending)
