@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "recast.accounts",
     "recast.storage",
     "recast.catalogue",
@@ -57,6 +58,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -104,6 +106,9 @@ TIME_ZONE = "UTC"
 LANGUAGE_CODE = "en"
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+# Static files (the API docs' assets) come from the apps themselves: nothing
+# to collect for the embedded server, no CDN.
+WHITENOISE_USE_FINDERS = True
 
 LOGIN_URL = "/accounts/login/"
 UPLOAD_MAX_BYTES = env.integer("RECAST_UPLOAD_MAX_BYTES", 50 * 1024 * 1024, minimum=1)
@@ -142,6 +147,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI from our own static files: no CDN, no network at run time.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # Celery. Without a broker, tasks run in the calling process (the embedded mode).

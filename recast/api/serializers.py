@@ -6,6 +6,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from recast.accounts.models import ApiToken
 from recast.catalogue.models import Analysis
 from recast.reinterpretation.models import Request, Run, Step
 from recast.reinterpretation.selectors import run_summary, status_counts
@@ -183,3 +184,23 @@ class UploadedSerializer(serializers.Serializer[Any]):
 
 class CancelledSerializer(serializers.Serializer[Any]):
     cancelled = serializers.IntegerField(help_text="runs cancelled")
+
+
+class TokenSerializer(serializers.ModelSerializer[ApiToken]):
+    class Meta:
+        model = ApiToken
+        fields = ["prefix", "name", "created_at", "expires_at", "last_used_at"]
+
+
+class TokenCreateSerializer(serializers.Serializer[Any]):
+    name = serializers.CharField(required=False, max_length=100, allow_blank=True)
+    days = serializers.IntegerField(
+        required=False, min_value=1, max_value=3650, default=90
+    )
+
+
+class TokenCreatedSerializer(TokenSerializer):
+    token = serializers.CharField(help_text="shown once; only its hash is kept")
+
+    class Meta(TokenSerializer.Meta):
+        fields = [*TokenSerializer.Meta.fields, "token"]

@@ -27,6 +27,8 @@ urlpatterns = [
     ),
     path("runs/<str:run_id>/archive/", views.RunArchive.as_view(), name="run-archive"),
     path("runs/<str:run_id>/logs/<str:step>/", views.RunLog.as_view(), name="run-log"),
+    path("tokens/", views.TokenListCreate.as_view(), name="token-list"),
+    path("tokens/<str:prefix>/", views.TokenRevoke.as_view(), name="token-revoke"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]

@@ -21,6 +21,8 @@ from rest_framework.request import Request as HttpRequest
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from recast.accounts.models import ApiToken
+from recast.accounts.services import token_create, token_revoke
 from recast.api import serializers as out
 from recast.catalogue.models import Analysis
 from recast.catalogue.selectors import analysis_get, analysis_list
@@ -251,3 +253,40 @@ class RunLog(APIView):
         path = archived if archived and archived.is_file() else Path(found.log_path)
         text = path.read_text(errors="replace") if path.is_file() else ""
         return HttpResponse(text, content_type="text/plain; charset=utf-8")
+
+
+class TokenListCreate(APIView):
+    """Your API tokens; make a new one (shown once, in this answer only)."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(responses=out.TokenSerializer(many=True))
+    def get(self, request: HttpRequest) -> Response:
+        assert isinstance(request.user, User)  # IsAuthenticated
+        tokens = ApiToken.objects.filter(user=request.user, revoked_at__isnull=True)
+        return Response(out.TokenSerializer(tokens, many=True).data)
+
+    @extend_schema(
+        request=out.TokenCreateSerializer, responses={201: out.TokenCreatedSerializer}
+    )
+    def post(self, request: HttpRequest) -> Response:
+        given = out.TokenCreateSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        assert isinstance(request.user, User)  # IsAuthenticated
+        row, token = token_create(
+            request.user,
+            given.validated_data.get("name", ""),
+            given.validated_data["days"],
+        )
+        body = {**out.TokenSerializer(row).data, "token": token}
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class TokenRevoke(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request: HttpRequest, prefix: str) -> Response:
+        assert isinstance(request.user, User)  # IsAuthenticated
+        token_revoke(request.user, prefix)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,172 @@
+"""The CLI against a live server process on loopback, whose in-process runners
+execute the requests: submit a scan and watch it, read the results as CSV,
+download the archives, cancel, and see refusals with the server's message.
+
+The server keeps its own SQLite database in a temporary folder (the worker
+test covers PostgreSQL)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from django.conf import settings
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+RECAST = str(Path(sys.executable).with_name("recast"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    var = tmp_path_factory.mktemp("server")
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key
+        not in ("DATABASE_URL", "CELERY_BROKER_URL", "RECAST_URL", "RECAST_TOKEN")
+    }
+    env.update(
+        RECAST_VAR_DIR=str(var),
+        RECAST_ENVS_DIR=str(settings.RECAST_ENVS_DIR),
+        XDG_CONFIG_HOME=str(var),
+    )
+    manage = [sys.executable, str(REPO / "manage.py")]
+    subprocess.run([*manage, "migrate", "-v0"], env=env, check=True)
+    subprocess.run(
+        [*manage, "catalogue_load"], env=env, check=True, capture_output=True
+    )
+    token = subprocess.run(
+        [*manage, "create_token", "alice"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+
+    port = free_port()
+    log = (var / "server.log").open("wb")
+    process = subprocess.Popen(
+        [RECAST, "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_for_server(url, process, var / "server.log")
+    yield {**env, "RECAST_URL": url, "RECAST_TOKEN": token}
+    process.terminate()
+    process.wait(timeout=30)
+    log.close()
+
+
+def wait_for_server(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"the server exited:\n{log.read_text()}")
+        try:
+            requests.get(f"{url}/api/v1/analyses/", timeout=2)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.3)
+    raise AssertionError(f"the server did not start:\n{log.read_text()}")
+
+
+def recast(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [RECAST, *args], env=env, capture_output=True, text=True, timeout=900
+    )
+
+
+def test_a_scan_submitted_and_watched_from_the_cli_ends_with_its_results(
+    server: dict[str, str], tmp_path: Path
+) -> None:
+    watched = recast(
+        server, "submit", "demo-stop-1l", "--scan", "stop_45*_1*", "--watch", "--json"
+    )
+    request = json.loads(watched.stdout)
+    as_csv = recast(server, "results", request["id"], "--format", "csv")
+    downloaded = recast(server, "download", request["id"], "--output", str(tmp_path))
+    assert downloaded.returncode == 0, downloaded.stderr
+
+    assert watched.returncode == 0, watched.stderr
+    assert request["status"] == "succeeded"
+    assert "all points" in watched.stderr
+    rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert [(r["point"], r["m_stop"], r["status"]) for r in rows] == [
+        ("stop_450_100", "450", "succeeded")
+    ]
+    assert float(rows[0]["mu_up_obs"]) > 0
+    archives = sorted(tmp_path.glob("*.tar.gz"))
+    assert len(archives) == 1
+    with tarfile.open(archives[0]) as tar:
+        assert any(name.endswith("/manifest.json") for name in tar.getnames())
+
+
+def test_cancel_from_the_cli(server: dict[str, str]) -> None:
+    request_id = recast(
+        server, "submit", "demo-stop-1l", "--scan", "stop_*"
+    ).stdout.strip()
+
+    cancelled = recast(server, "cancel", request_id)
+    status = recast(server, "status", request_id)
+
+    assert cancelled.returncode == 0
+    assert status.stdout.startswith(f"request {request_id} on demo-stop-1l: cancelled")
+
+
+def test_a_refused_submission_shows_the_servers_message_and_exits_2(
+    server: dict[str, str],
+) -> None:
+    refused = recast(server, "submit", "demo-stop-1l", "--patch", "stop_1_1")
+
+    assert refused.returncode == 2
+    assert refused.stderr.startswith(
+        "error: $.patch: no patch named 'stop_1_1' in the patchset of 'demo-stop-1l'"
+    )
+    assert "Traceback" not in refused.stderr
+
+
+def test_a_bad_token_is_refused_with_exit_2(server: dict[str, str]) -> None:
+    refused = recast({**server, "RECAST_TOKEN": "rc_000000000000_nope"}, "status", "x")
+
+    assert (refused.returncode, refused.stderr.strip()) == (
+        2,
+        "error: the token is unknown, expired or revoked",
+    )
+
+
+def test_login_writes_a_private_config_file(
+    server: dict[str, str], tmp_path: Path
+) -> None:
+    env = {k: v for k, v in server.items() if k not in ("RECAST_URL", "RECAST_TOKEN")}
+    env["XDG_CONFIG_HOME"] = str(tmp_path)
+
+    logged = recast(
+        env, "login", "--url", server["RECAST_URL"], "--token", server["RECAST_TOKEN"]
+    )
+    listed = recast(env, "catalogue", "ls", "--json")
+
+    config = tmp_path / "recast" / "config.json"
+    assert logged.returncode == 0, logged.stderr
+    assert config.stat().st_mode & 0o777 == 0o600
+    assert '"slug": "demo-stop-1l"' in listed.stdout
