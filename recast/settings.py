@@ -110,6 +110,18 @@ STATIC_ROOT = VAR_DIR / "static"
 # to collect for the embedded server, no CDN.
 WHITENOISE_USE_FINDERS = True
 
+# Rate-limit counters live in the cache: share one (Redis) between several
+# server processes, or each process counts on its own.
+_CACHE_URL = env.string("RECAST_CACHE_URL", "")
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": _CACHE_URL,
+    }
+    if _CACHE_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+}
+
 LOGIN_URL = "/accounts/login/"
 UPLOAD_MAX_BYTES = env.integer("RECAST_UPLOAD_MAX_BYTES", 50 * 1024 * 1024, minimum=1)
 # Django refuses bodies above this before any view sees them; leave room for

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from django.contrib.auth.models import Group, User
+from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from recast.catalogue.models import Analysis
@@ -90,3 +93,11 @@ def test_the_openapi_schema_is_served(db: None) -> None:
 
     assert response.status_code == 200
     assert "/api/v1/requests/" in response.json()["paths"]
+
+
+def test_the_openapi_schema_validates_without_warnings(db: None) -> None:
+    out = io.StringIO()
+
+    call_command("spectacular", "--validate", "--fail-on-warn", stdout=out)
+
+    assert "openapi: 3.0.3" in out.getvalue()

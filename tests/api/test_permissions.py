@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Group, User
 from rest_framework.test import APIClient
 
+from recast.archive.builder import archive_write
 from recast.catalogue.models import Analysis
 from recast.reinterpretation.inputs import check_point
-from recast.reinterpretation.models import Request
+from recast.reinterpretation.models import Request, Run, Step
 from recast.reinterpretation.services import request_submit
 from tests.api.conftest import client_for
 from tests.conftest import DEMO
@@ -44,6 +46,18 @@ def scene(
         "staff": client_for(staff),
     }
     return {"request": request, "run": request.runs.get(), "clients": clients}
+
+
+def finished(run: Run, tmp_path: Path) -> None:
+    """Give the run an archive and a step log, as a finished run has."""
+    log = tmp_path / "fit.log"
+    log.write_text("fit done\n")
+    Step.objects.create(
+        run=run, attempt=1, name="fit", status="succeeded", log_path=str(log)
+    )
+    archive = tmp_path / "archive"
+    archive_write(archive, {"logs/fit.log": log}, {"run.json": {"run": str(run.id)}})
+    Run.objects.filter(id=run.id).update(archive_path=str(archive))
 
 
 Call = Callable[[APIClient, Request], object]
