@@ -123,6 +123,7 @@ CACHES = {
 }
 
 LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/api/v1/docs/"  # the portal's home once it exists
 UPLOAD_MAX_BYTES = env.integer("RECAST_UPLOAD_MAX_BYTES", 50 * 1024 * 1024, minimum=1)
 # Django refuses bodies above this before any view sees them; leave room for
 # the multipart envelope around the largest upload.

@@ -1,7 +1,9 @@
-"""URL routes: the REST API under /api/v1."""
+"""URL routes: the REST API under /api/v1, and session sign-in."""
 
 from django.urls import URLPattern, URLResolver, include, path
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("api/v1/", include("recast.api.urls")),
+    # Session sign-in and sign-out, for the portal and the browsable API docs.
+    path("accounts/", include("django.contrib.auth.urls")),
 ]

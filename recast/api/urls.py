@@ -25,6 +25,7 @@ urlpatterns = [
         views.RequestResults.as_view(),
         name="request-results",
     ),
+    path("runs/<str:run_id>/", views.RunDetail.as_view(), name="run-detail"),
     path("runs/<str:run_id>/archive/", views.RunArchive.as_view(), name="run-archive"),
     path("runs/<str:run_id>/logs/<str:step>/", views.RunLog.as_view(), name="run-log"),
     path("tokens/", views.TokenListCreate.as_view(), name="token-list"),

@@ -214,6 +214,32 @@ class RequestResults(APIView):
         )
 
 
+class RunDetail(APIView):
+    """One point: its state, steps and numbers; ``?as=csv`` gives its result row."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "as", str, enum=["json", "csv"], description="default json"
+            )
+        ],
+        responses={
+            (200, "application/json"): out.RunSerializer,
+            (200, "text/csv"): OpenApiTypes.STR,
+        },
+    )
+    def get(self, request: HttpRequest, run_id: str) -> HttpResponse:
+        run = selectors.run_for(request.user, run_id)
+        kind = request.query_params.get("as", "json")
+        if kind == "csv":
+            return csv_response([run], f"recast-run-{run.id}.csv")
+        if kind != "json":
+            raise InvalidInput("$.as: must be json or csv")
+        return Response(out.RunSerializer(run).data)
+
+
 class RunArchive(APIView):
     """The run's archive as a .tar.gz."""
 

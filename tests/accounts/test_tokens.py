@@ -64,3 +64,27 @@ def test_a_token_with_a_wrong_secret_is_refused() -> None:
 
     assert token_user(token[:-2] + "xx") is None
     assert token_user("not-a-token") is None
+
+
+@pytest.mark.django_db
+def test_a_user_signs_in_with_a_session_and_the_api_knows_them(client) -> None:  # type: ignore[no-untyped-def]
+    User.objects.create_user("ivy", password="correct horse battery")
+
+    page = client.get("/accounts/login/")
+    signed_in = client.post(
+        "/accounts/login/", {"username": "ivy", "password": "correct horse battery"}
+    )
+
+    assert page.status_code == 200 and b'<label for="id_username">' in page.content
+    assert signed_in.status_code == 302
+    assert client.get("/api/v1/requests/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_wrong_password_is_refused_on_the_page(client) -> None:  # type: ignore[no-untyped-def]
+    User.objects.create_user("jo", password="right")
+
+    page = client.post("/accounts/login/", {"username": "jo", "password": "wrong"})
+
+    assert page.status_code == 200
+    assert b'role="alert"' in page.content

@@ -269,3 +269,20 @@ def test_staff_see_every_request(
     listed = client_for(staff).get("/api/v1/requests/").json()
 
     assert [r["id"] for r in listed["results"]] == [created["id"]]
+
+
+def test_one_point_reads_as_json_and_csv(
+    demo: Analysis, as_alice: APIClient, queued: list[str]
+) -> None:
+    created = submit(as_alice, {"analysis": DEMO, "patches": ["stop_450_0"]}).json()
+    run_id = created["runs"][0]["id"]
+
+    as_json = as_alice.get(f"/api/v1/runs/{run_id}/").json()
+    as_csv = as_alice.get(f"/api/v1/runs/{run_id}/?as=csv").content.decode()
+
+    assert (as_json["point"], as_json["status"], as_json["result"]) == (
+        "stop_450_0",
+        "queued",
+        None,
+    )
+    assert as_csv.splitlines()[1].startswith("stop_450_0,queued,0,450,")
