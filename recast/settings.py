@@ -105,9 +105,11 @@ USE_TZ = True
 TIME_ZONE = "UTC"
 LANGUAGE_CODE = "en"
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "static"
-# Static files (the API docs' assets) come from the apps themselves: nothing
-# to collect for the embedded server, no CDN.
+# Static files (the API docs' assets) are served from the apps themselves, so
+# the embedded server has nothing to collect; a deployment may collect them
+# into RECAST_STATIC_ROOT (`manage.py collectstatic`). No CDN either way.
+_STATIC_ROOT = env.raw("RECAST_STATIC_ROOT")
+STATIC_ROOT = Path(_STATIC_ROOT) if _STATIC_ROOT else None
 WHITENOISE_USE_FINDERS = True
 
 # Rate-limit counters live in the cache: share one (Redis) between several
