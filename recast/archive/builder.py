@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -83,10 +83,14 @@ def freeze(folder: Path) -> None:
 
 
 def archive_write(
-    target: Path, files: Mapping[str, Path], documents: Mapping[str, Any]
+    target: Path,
+    files: Mapping[str, Path],
+    documents: Mapping[str, Any],
+    describe: Callable[[Path], None] | None = None,
 ) -> str:
     """Write the archive at ``target`` (which must not exist); return the
-    sha256 of its manifest, which identifies the whole archive."""
+    sha256 of its manifest, which identifies the whole archive. ``describe``
+    may add files (metadata about the others) before the manifest is made."""
     if target.exists():
         raise ArchiveError(f"{target} exists already; archives are written once")
     staging = target.with_name(f".{target.name}.incomplete")
@@ -94,6 +98,8 @@ def archive_write(
     staging.mkdir(parents=True)
     try:
         copy_into(staging, files, documents)
+        if describe is not None:
+            describe(staging)
         manifest = manifest_of(staging)
         (staging / MANIFEST).write_text(
             json.dumps(manifest, indent=1, sort_keys=True) + "\n"
@@ -135,4 +141,27 @@ def archive_verify(folder: Path) -> list[str]:
             problems.append(f"{relative}: not a regular file")
         elif sha256_file(path) != listed[relative]["sha256"]:
             problems.append(f"{relative}: content changed (sha256 differs)")
+    return problems + crate_problems(folder)
+
+
+def crate_problems(folder: Path) -> list[str]:
+    """The RO-Crate's own record of each file must agree with the file, so a
+    manifest rewritten after tampering is still caught."""
+    metadata = folder / "ro-crate-metadata.json"
+    if not metadata.is_file():
+        return []
+    try:
+        graph = json.loads(metadata.read_text())["@graph"]
+    except (ValueError, KeyError, TypeError):
+        return ["ro-crate-metadata.json: not RO-Crate JSON-LD (no @graph)"]
+    problems = []
+    for entity in graph:
+        recorded = entity.get("sha256") if isinstance(entity, dict) else None
+        path = folder / str(entity.get("@id", "")) if recorded else None
+        if path is None or not entity["@id"] or entity["@id"].startswith("#"):
+            continue
+        if not path.is_file():
+            problems.append(f"{entity['@id']}: listed in the RO-Crate but missing")
+        elif sha256_file(path) != recorded:
+            problems.append(f"{entity['@id']}: differs from its sha256 in the RO-Crate")
     return problems

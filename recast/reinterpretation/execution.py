@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.utils import timezone
 
 import recast
 from recast.archive.builder import archive_write
+from recast.archive.crate import describe
 from recast.catalogue.models import Analysis, WorkflowVersion
 from recast.core import jsonschema as schemas
 from recast.core.errors import InvalidInput
@@ -87,6 +89,8 @@ def provenance(
         "status": outcome.status,
         "reason": outcome.reason,
         "seconds": round(seconds, 3),
+        "started_at": run.started_at.isoformat() if run.started_at else None,
+        "finished_at": timezone.now().isoformat(),
         "steps": [
             event.as_dict() for event in outcome.steps if event.kind != "started"
         ],
@@ -105,7 +109,13 @@ def write_archive(run: Run, rundir: Path, documents: dict[str, Any]) -> tuple[st
     snapshot = workflow / "_yadage" / "yadage_snapshot_workflow.json"
     if snapshot.exists():
         files["yadage/yadage_snapshot_workflow.json"] = snapshot
-    digest = archive_write(target, files, documents)
+    spec = run.request.workflow_version.spec
+    digest = archive_write(
+        target,
+        files,
+        documents,
+        lambda folder: describe(folder, documents["run.json"], spec),
+    )
     return str(target), digest
 
 

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
+import prov.model as prov
 import pytest
 from django.conf import settings
+from rocrate.rocrate import ROCrate
 
-from recast.archive.builder import archive_verify
+from recast.archive.builder import archive_verify, manifest_of
 from recast.catalogue.models import Analysis
 from recast.engine import environments
 from recast.reinterpretation import execution
@@ -92,6 +95,55 @@ def test_a_run_is_archived_with_its_steps_and_checksums(demo: Analysis) -> None:
         for p in provenance["steps"][0]["environment"]["packages"]
     )
     assert json.loads((archive / "result.json").read_text()) == run.result
+
+
+@pytest.mark.django_db
+def test_the_archive_is_a_workflow_run_crate_with_a_prov_document(
+    demo: Analysis,
+) -> None:
+    summary = run_locally(DEMO, patch="stop_750_0")
+    archive = Path(summary["archive"])
+
+    crate = ROCrate(archive)
+    profiles = {p.id for p in crate.root_dataset["conformsTo"]}
+    steps = {e.id: e for e in crate.get_by_type("CreateAction")}
+    document = prov.ProvDocument.deserialize(archive / "provenance.json", format="json")
+    activities = {str(r.identifier) for r in document.get_records(prov.ProvActivity)}
+
+    assert {
+        "https://w3id.org/ro/wfrun/process/0.5",
+        "https://w3id.org/ro/wfrun/workflow/0.5",
+    } <= profiles
+    assert crate.mainEntity.id == "workflow/workflow.json"
+    assert steps["#step-fit"]["exitCode"] == 0
+    assert steps["#step-fit"]["instrument"]["name"] == "recast/pyhf"
+    assert {
+        "recast:step-patch",
+        "recast:step-fit",
+        "recast:step-summarise",
+        "recast:step-plot",
+    } <= activities
+    assert f"recast:run-{summary['run']}" in activities
+
+
+@pytest.mark.django_db
+def test_verify_catches_tampering_even_with_a_rewritten_manifest(
+    demo: Analysis, tmp_path: Path
+) -> None:
+    summary = run_locally(DEMO, patch="stop_750_100")
+    copy = tmp_path / "copy"
+    shutil.copytree(summary["archive"], copy)
+    for path in [copy, *copy.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    result = copy / "outputs" / "summarise" / "stop_750_100.json"
+    result.write_text(
+        result.read_text().replace('"excluded": false', '"excluded": true')
+    )
+    (copy / "manifest.json").write_text(json.dumps(manifest_of(copy)))
+
+    assert archive_verify(copy) == [
+        "outputs/summarise/stop_750_100.json: differs from its sha256 in the RO-Crate"
+    ]
 
 
 @pytest.mark.django_db
