@@ -28,6 +28,7 @@ from recast.reinterpretation.models import Run, Status
 from recast.storage.services import blob_path
 
 logger = logging.getLogger(__name__)
+HEARTBEAT_SECONDS = 5.0
 
 
 def executor_for(version: WorkflowVersion) -> LocalExecutor:
@@ -99,6 +100,9 @@ def provenance(
 
 def write_archive(run: Run, rundir: Path, documents: dict[str, Any]) -> tuple[str, str]:
     target = Path(settings.RECAST_ARCHIVE_DIR) / str(run.id)
+    if target.exists():
+        # An earlier attempt archived, then died before recording it.
+        target = target.with_name(f"{run.id}.attempt-{run.attempts}")
     target.parent.mkdir(parents=True, exist_ok=True)
     workflow = rundir / "workflow"
     files = {"inputs": rundir / "inputs", "logs": workflow / "_recast" / "logs"}
@@ -117,6 +121,23 @@ def write_archive(run: Run, rundir: Path, documents: dict[str, Any]) -> tuple[st
         lambda folder: describe(folder, documents["run.json"], spec),
     )
     return str(target), digest
+
+
+class Heartbeat:
+    """Renews the run's lease while the engine polls it, and tells the engine
+    to stop when the run was cancelled or another worker took it over."""
+
+    def __init__(self, run_id: str, attempt: int) -> None:
+        self.run_id, self.attempt = run_id, attempt
+        self.last = time.monotonic()
+        self.lost = False
+
+    def stopped(self) -> bool:
+        if self.lost or time.monotonic() - self.last < HEARTBEAT_SECONDS:
+            return self.lost
+        self.last = time.monotonic()
+        self.lost = not services.run_heartbeat(self.run_id, self.attempt)
+        return self.lost
 
 
 def run_execute(run_id: str) -> str:
@@ -145,8 +166,7 @@ def run_execute(run_id: str) -> str:
     def observe(event: StepEvent) -> None:
         services.step_record(run_id, attempt, event)
 
-    def cancelled() -> bool:
-        return Run.objects.filter(id=run_id, status=Status.CANCELLED).exists()
+    beat = Heartbeat(run_id, attempt)
 
     try:
         init = materialise(run, run.request.analysis, rundir / "inputs")
@@ -156,17 +176,21 @@ def run_execute(run_id: str) -> str:
             rundir / "workflow",
             executor_for(run.request.workflow_version),
             observe,
-            cancelled,
+            beat.stopped,
             timeout=settings.RECAST_STEP_TIMEOUT,
         )
     except EnvironmentBuildFailed as exc:
-        services.run_fail(run_id, f"the step environment could not be built: {exc}")
+        services.run_fail(
+            run_id, attempt, f"the step environment could not be built: {exc}"
+        )
         return Status.FAILED
     except Exception:
         # The requester gets a plain message; the operator gets the traceback.
         logger.exception("run %s attempt %d: internal error", run_id, attempt)
         services.run_fail(
-            run_id, "internal error in the platform; the operators have the details"
+            run_id,
+            attempt,
+            "internal error in the platform; the operators have the details",
         )
         return Status.FAILED
     status = conclude(run, attempt, rundir, outcome, time.monotonic() - started)
@@ -194,7 +218,9 @@ def conclude(
         documents["result.json"] = result
     path, digest = write_archive(run, rundir, documents)
     if result is None:
-        services.run_fail(str(run.id), outcome.reason, outcome.failed_step, path)
+        services.run_fail(
+            str(run.id), attempt, outcome.reason, outcome.failed_step, path
+        )
         logger.info(
             "run %s failed after %.1f s: %s",
             run.id,
@@ -202,6 +228,6 @@ def conclude(
             outcome.reason.splitlines()[0],
         )
         return Status.FAILED
-    services.run_succeed(str(run.id), result, path, digest)
+    services.run_succeed(str(run.id), attempt, result, path, digest)
     logger.info("run %s succeeded in %.1f s", run.id, seconds)
     return Status.SUCCEEDED

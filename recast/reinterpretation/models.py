@@ -68,6 +68,9 @@ class Run(models.Model):
     queued_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="renewed while a worker runs it"
+    )
     error = models.TextField(blank=True)
     failed_step = models.CharField(max_length=200, blank=True)
     result = models.JSONField(null=True, blank=True)

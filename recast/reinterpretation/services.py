@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import Count, F
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from recast.catalogue.models import Analysis
@@ -84,11 +86,18 @@ def request_submit(
 
 
 def run_start(run_id: str, backend: str) -> int | None:
-    """Move a queued run to running; return its attempt number, or None when
-    another worker has it or it has finished (the task then does nothing)."""
-    moved = Run.objects.filter(id=run_id, status=Status.QUEUED).update(
+    """Move a queued run to running, or take over a running one whose worker
+    stopped beating (it died); return the new attempt number. None when
+    another live worker has it or it has finished: the task then does nothing."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.RECAST_RUN_LEASE)
+    takeable = Q(status=Status.QUEUED) | Q(
+        status=Status.RUNNING, heartbeat_at__lt=stale
+    )
+    moved = Run.objects.filter(takeable, id=run_id).update(
         status=Status.RUNNING,
-        started_at=timezone.now(),
+        started_at=now,
+        heartbeat_at=now,
         attempts=F("attempts") + 1,
         backend=backend,
     )
@@ -128,10 +137,27 @@ def step_record(run_id: str, attempt: int, event: StepEvent) -> None:
     )
 
 
+def run_heartbeat(run_id: str, attempt: int) -> bool:
+    """Renew the run's lease; False when this attempt no longer holds the run
+    (cancelled, or taken over by another worker after a silence)."""
+    return bool(
+        Run.objects.filter(id=run_id, status=Status.RUNNING, attempts=attempt).update(
+            heartbeat_at=timezone.now()
+        )
+    )
+
+
 def run_succeed(
-    run_id: str, result: dict[str, Any], archive_path: str, archive_sha256: str
+    run_id: str,
+    attempt: int,
+    result: dict[str, Any],
+    archive_path: str,
+    archive_sha256: str,
 ) -> None:
-    moved = Run.objects.filter(id=run_id, status=Status.RUNNING).update(
+    """Record the result, once, and only by the attempt that holds the run."""
+    moved = Run.objects.filter(
+        id=run_id, status=Status.RUNNING, attempts=attempt
+    ).update(
         status=Status.SUCCEEDED,
         finished_at=timezone.now(),
         result=result,
@@ -142,13 +168,18 @@ def run_succeed(
     )
     if not moved:
         raise Conflict(
-            f"run {run_id} is no longer running; its result was not recorded"
+            f"run {run_id} attempt {attempt} no longer holds the run; "
+            "its result was not recorded"
         )
     request_refresh(Run.objects.get(id=run_id).request_id)
 
 
-def run_fail(run_id: str, reason: str, step: str = "", archive_path: str = "") -> None:
-    moved = Run.objects.filter(id=run_id, status=Status.RUNNING).update(
+def run_fail(
+    run_id: str, attempt: int, reason: str, step: str = "", archive_path: str = ""
+) -> None:
+    moved = Run.objects.filter(
+        id=run_id, status=Status.RUNNING, attempts=attempt
+    ).update(
         status=Status.FAILED,
         finished_at=timezone.now(),
         error=reason,
