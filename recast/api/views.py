@@ -181,17 +181,25 @@ def csv_response(runs: list[Run], filename: str) -> HttpResponse:
     return response
 
 
+AS_FORMAT = OpenApiParameter(
+    "as", str, enum=["json", "csv"], description="default json"
+)
+
+
+def wants_csv(request: HttpRequest) -> bool:
+    kind = request.query_params.get("as", "json")
+    if kind not in ("json", "csv"):
+        raise InvalidInput("$.as: must be json or csv")
+    return kind == "csv"
+
+
 class RequestResults(APIView):
     """Every point's numbers, with its model parameters, as JSON or CSV."""
 
     permission_classes = [permissions.IsAuthenticated]
 
     @extend_schema(
-        parameters=[
-            OpenApiParameter(
-                "as", str, enum=["json", "csv"], description="default json"
-            )
-        ],
+        parameters=[AS_FORMAT],
         responses={
             (200, "application/json"): OpenApiTypes.OBJECT,
             (200, "text/csv"): OpenApiTypes.STR,
@@ -200,11 +208,8 @@ class RequestResults(APIView):
     def get(self, request: HttpRequest, request_id: str) -> HttpResponse:
         found = selectors.request_for(request.user, request_id)
         runs = selectors.request_runs(found)
-        kind = request.query_params.get("as", "json")
-        if kind == "csv":
+        if wants_csv(request):
             return csv_response(runs, f"recast-{found.id}.csv")
-        if kind != "json":
-            raise InvalidInput("$.as: must be json or csv")
         return Response(
             {
                 "request": str(found.id),
@@ -220,11 +225,7 @@ class RunDetail(APIView):
     permission_classes = [permissions.IsAuthenticated]
 
     @extend_schema(
-        parameters=[
-            OpenApiParameter(
-                "as", str, enum=["json", "csv"], description="default json"
-            )
-        ],
+        parameters=[AS_FORMAT],
         responses={
             (200, "application/json"): out.RunSerializer,
             (200, "text/csv"): OpenApiTypes.STR,
@@ -232,11 +233,8 @@ class RunDetail(APIView):
     )
     def get(self, request: HttpRequest, run_id: str) -> HttpResponse:
         run = selectors.run_for(request.user, run_id)
-        kind = request.query_params.get("as", "json")
-        if kind == "csv":
+        if wants_csv(request):
             return csv_response([run], f"recast-run-{run.id}.csv")
-        if kind != "json":
-            raise InvalidInput("$.as: must be json or csv")
         return Response(out.RunSerializer(run).data)
 
 

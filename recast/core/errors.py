@@ -51,13 +51,6 @@ class Conflict(RecastError):
     status = 409
 
 
-class RunFailed(RecastError):
-    """A workflow ran and failed; the message names the step and the reason."""
-
-    code = "run_failed"
-    status = 422
-
-
 class TooLarge(RecastError):
     code = "too_large"
     status = 413

@@ -147,6 +147,16 @@ def run_heartbeat(run_id: str, attempt: int) -> bool:
     )
 
 
+def run_finish(run_id: str, attempt: int, **fields: Any) -> bool:
+    """End a run held by ``attempt``; False (and nothing written) otherwise."""
+    moved = Run.objects.filter(
+        id=run_id, status=Status.RUNNING, attempts=attempt
+    ).update(finished_at=timezone.now(), **fields)
+    if moved:
+        request_refresh(Run.objects.get(id=run_id).request_id)
+    return bool(moved)
+
+
 def run_succeed(
     run_id: str,
     attempt: int,
@@ -155,39 +165,32 @@ def run_succeed(
     archive_sha256: str,
 ) -> None:
     """Record the result, once, and only by the attempt that holds the run."""
-    moved = Run.objects.filter(
-        id=run_id, status=Status.RUNNING, attempts=attempt
-    ).update(
+    recorded = run_finish(
+        run_id,
+        attempt,
         status=Status.SUCCEEDED,
-        finished_at=timezone.now(),
         result=result,
         archive_path=archive_path,
         archive_sha256=archive_sha256,
-        error="",
-        failed_step="",
     )
-    if not moved:
+    if not recorded:
         raise Conflict(
             f"run {run_id} attempt {attempt} no longer holds the run; "
             "its result was not recorded"
         )
-    request_refresh(Run.objects.get(id=run_id).request_id)
 
 
 def run_fail(
     run_id: str, attempt: int, reason: str, step: str = "", archive_path: str = ""
 ) -> None:
-    moved = Run.objects.filter(
-        id=run_id, status=Status.RUNNING, attempts=attempt
-    ).update(
+    run_finish(
+        run_id,
+        attempt,
         status=Status.FAILED,
-        finished_at=timezone.now(),
         error=reason,
         failed_step=step,
         archive_path=archive_path,
     )
-    if moved:
-        request_refresh(Run.objects.get(id=run_id).request_id)
 
 
 def request_cancel(request: Request) -> int:
