@@ -37,6 +37,8 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
+# Where people reach this platform; exports link back to it.
+RECAST_PUBLIC_URL = env.string("RECAST_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
 ALLOWED_HOSTS = env.strings("RECAST_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 
 INSTALLED_APPS = [

@@ -5,6 +5,7 @@ from recast.api import views
 
 urlpatterns = [
     path("analyses/", views.AnalysisList.as_view(), name="analysis-list"),
+    path("analyses.json", views.AnalysesForHepdata.as_view(), name="analyses-hepdata"),
     path(
         "analyses/<slug:slug>/", views.AnalysisDetail.as_view(), name="analysis-detail"
     ),
@@ -19,6 +20,11 @@ urlpatterns = [
         "requests/<str:request_id>/cancel/",
         views.RequestCancel.as_view(),
         name="request-cancel",
+    ),
+    path(
+        "requests/<str:request_id>/export/",
+        views.RequestExport.as_view(),
+        name="request-export",
     ),
     path(
         "requests/<str:request_id>/results/",

@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.db.models import Q, QuerySet
 from django.http import FileResponse, HttpResponse
@@ -24,10 +25,12 @@ from rest_framework.views import APIView
 from recast.accounts.models import ApiToken
 from recast.accounts.services import token_create, token_revoke
 from recast.api import serializers as out
+from recast.archive.exports import analyses_json
 from recast.catalogue.models import Analysis
 from recast.catalogue.selectors import analysis_get, analysis_list
 from recast.core.errors import InvalidInput, NotFound
 from recast.reinterpretation import selectors
+from recast.reinterpretation.exports import TARGETS, request_export
 from recast.reinterpretation.models import Run
 from recast.reinterpretation.services import request_cancel, request_submit
 from recast.reinterpretation.submission import check_size, points_from
@@ -217,6 +220,44 @@ class RequestResults(APIView):
                 "results": [selectors.run_summary(run) for run in runs],
             }
         )
+
+
+class RequestExport(APIView):
+    """The request exported for CAP, HEPData or INSPIRE, as a .tar.gz."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(
+        parameters=[OpenApiParameter("to", str, enum=list(TARGETS), required=True)],
+        responses={(200, "application/gzip"): OpenApiTypes.BINARY},
+    )
+    def get(self, request: HttpRequest, request_id: str) -> FileResponse:
+        found = selectors.request_for(request.user, request_id)
+        target = request.query_params.get("to", "")
+        with tempfile.TemporaryDirectory() as scratch:
+            folder = Path(scratch) / f"{target}-{found.id}"
+            request_export(found, target, folder)
+            # The spooled file closes with the response, which streams it.
+            spool = tempfile.TemporaryFile()  # noqa: SIM115
+            with tarfile.open(fileobj=spool, mode="w:gz") as tar:
+                tar.add(folder, arcname=folder.name)
+        spool.seek(0)
+        name = f"recast-{target}-{found.id}.tar.gz"
+        return FileResponse(spool, as_attachment=True, filename=name)
+
+
+class AnalysesForHepdata(APIView):
+    """The catalogue in HEPData's analyses.json format for reinterpretation tools."""
+
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    def get(self, request: HttpRequest) -> Response:
+        analyses = [
+            {"slug": a.slug, "references": a.references}
+            for a in analysis_list(request.user)
+        ]
+        return Response(analyses_json(analyses, settings.RECAST_PUBLIC_URL))
 
 
 class RunDetail(APIView):

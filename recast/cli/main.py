@@ -297,6 +297,29 @@ def cancel(request_id: str) -> None:
     click.echo(f"cancelled {answer['cancelled']} point(s)", err=True)
 
 
+@cli.command("export")
+@click.argument("request_id")
+@click.option(
+    "--to", "target", type=click.Choice(["cap", "hepdata", "inspire"]), required=True
+)
+@click.option(
+    "--output", type=click.Path(file_okay=False, path_type=Path), required=True
+)
+def export(request_id: str, target: str, output: Path) -> None:
+    """Export a finished request for CAP, HEPData or INSPIRE into OUTPUT
+    (from the server when one is configured, else from the local database)."""
+    if server_configured():
+        written = remote.export(Client(), request_id, target, output)
+    else:
+        django_setup(quiet=True)
+        from recast.reinterpretation.exports import request_export
+        from recast.reinterpretation.selectors import request_get
+
+        written = request_export(request_get(request_id), target, output)
+    for path in written:
+        click.echo(str(path))
+
+
 @cli.command("serve")
 @click.option("--host", default="127.0.0.1")
 @click.option("--port", default=8000, type=int)

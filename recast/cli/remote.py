@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
+import tarfile
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -129,3 +132,22 @@ def download(client: Client, request_id: str, output: Path) -> list[Path]:
 
 def echo_err(message: str) -> None:
     click.echo(message, err=True)
+
+
+def export(client: Client, request_id: str, target: str, output: Path) -> list[Path]:
+    """Fetch the export and unpack it into ``output``, refusing any member that
+    would land outside it."""
+    output.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        bundle = Path(scratch) / "export.tar.gz"
+        client.download(f"requests/{request_id}/export/?to={target}", bundle)
+        with tarfile.open(bundle) as tar:
+            tar.extractall(scratch, filter="data")
+        unpacked = next(p for p in Path(scratch).iterdir() if p.is_dir())
+        written = []
+        for path in sorted(p for p in unpacked.rglob("*") if p.is_file()):
+            target_path = output / path.relative_to(unpacked)
+            target_path.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target_path)
+            written.append(target_path)
+    return written

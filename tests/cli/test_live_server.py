@@ -116,6 +116,17 @@ def test_a_scan_submitted_and_watched_from_the_cli_ends_with_its_results(
         ("stop_450_100", "450", "succeeded")
     ]
     assert float(rows[0]["mu_up_obs"]) > 0
+    exported = recast(
+        server,
+        "export",
+        request["id"],
+        "--to",
+        "hepdata",
+        "--output",
+        str(tmp_path / "hepdata"),
+    )
+    assert exported.returncode == 0, exported.stderr
+    assert (tmp_path / "hepdata" / "submission.yaml").exists()
     archives = sorted(tmp_path.glob("*.tar.gz"))
     assert len(archives) == 1
     with tarfile.open(archives[0]) as tar:
