@@ -335,5 +335,52 @@ def serve(host: str, port: int, workers: int) -> None:
     start(host, port, workers)
 
 
+@archive.command("rerun")
+@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--rtol",
+    default=1e-6,
+    show_default=True,
+    help="largest relative deviation accepted",
+)
+@click.option("--json", "as_json", is_flag=True)
+def archive_rerun(path: Path, rtol: float, as_json: bool) -> None:
+    """Re-run the point archived at PATH from the archive alone and compare."""
+    import tempfile
+
+    django_setup(quiet=True)
+    from django.conf import settings
+
+    from recast.archive.rerun import RerunError
+    from recast.archive.rerun import archive_rerun as rerun
+
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            compared = rerun(
+                path.resolve(), Path(settings.RECAST_ENVS_DIR), Path(scratch) / "run"
+            )
+    except RerunError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    if as_json:
+        print_json(
+            {
+                "status": compared.status,
+                "reason": compared.reason,
+                "deviations": compared.deviations,
+            }
+        )
+    for name, value in compared.deviations.items():
+        click.echo(f"{name:10} max relative deviation {value:.3g}", err=True)
+    if not compared.within(rtol):
+        click.echo(
+            f"error: not reproduced within {rtol:g} ({compared.status}"
+            f"{': ' + compared.reason if compared.reason else ''})",
+            err=True,
+        )
+        sys.exit(EXIT_FAILED)
+    click.echo(f"{path}: reproduced within {rtol:g}", err=True)
+
+
 def main() -> None:
     cli()

@@ -28,6 +28,7 @@ class Outcome:
     failed_step: str = ""
     steps: list[StepEvent] = field(default_factory=list)
     snapshot: Path | None = None
+    init: dict[str, Any] = field(default_factory=dict)
 
     def outputs(self, step: str) -> Any:
         for event in self.steps:
@@ -53,7 +54,7 @@ def execute(
     if not init:
         # yadage runs nothing without init parameters, yet reports success.
         raise ValueError("a workflow needs init parameters")
-    outcome = Outcome("succeeded")
+    outcome = Outcome("succeeded", init=init)
 
     def record(event: StepEvent) -> None:
         outcome.steps.append(event)

@@ -16,6 +16,8 @@ from django.utils import timezone
 import recast
 from recast.archive.builder import archive_write
 from recast.archive.crate import describe
+from recast.archive.rerun import image_folder
+from recast.catalogue.loader import recipe_sha256
 from recast.catalogue.models import Analysis, WorkflowVersion
 from recast.core import jsonschema as schemas
 from recast.core.errors import InvalidInput
@@ -45,7 +47,7 @@ def materialise(run: Run, analysis: Analysis, inputs_dir: Path) -> dict[str, Any
         shutil.copyfile(blob_path(run.inputs["signal"].removeprefix("sha256:")), signal)
         return {"bkgonly": str(bkgonly), "signals": [str(signal)]}
 
-    init = dict(run.inputs)
+    init: dict[str, Any] = dict(run.inputs)
     for name, value in run.inputs.items():
         if isinstance(value, str) and value.startswith("sha256:"):
             target = inputs_dir / name
@@ -98,6 +100,21 @@ def provenance(
     }
 
 
+def image_recipes(version: WorkflowVersion) -> dict[str, Path]:
+    """Each image's recipe, so that the archive alone can rebuild the step
+    environments; skipped (and so not claimed) if it changed since loading."""
+    recipes = {}
+    for image in version.images:
+        recipe = Path(image["recipe"])
+        if recipe.is_dir() and recipe_sha256(recipe) == image["recipe_sha256"]:
+            recipes[f"images/{image_folder(image['name'])}"] = recipe
+        else:
+            logger.warning(
+                "recipe of %s changed since it was loaded; not archived", image["name"]
+            )
+    return recipes
+
+
 def write_archive(run: Run, rundir: Path, documents: dict[str, Any]) -> tuple[str, str]:
     target = Path(settings.RECAST_ARCHIVE_DIR) / str(run.id)
     if target.exists():
@@ -113,6 +130,7 @@ def write_archive(run: Run, rundir: Path, documents: dict[str, Any]) -> tuple[st
     snapshot = workflow / "_yadage" / "yadage_snapshot_workflow.json"
     if snapshot.exists():
         files["yadage/yadage_snapshot_workflow.json"] = snapshot
+    files.update(image_recipes(run.request.workflow_version))
     spec = run.request.workflow_version.spec
     digest = archive_write(
         target,
@@ -201,6 +219,19 @@ def run_execute(run_id: str) -> str:
     return status
 
 
+def relative_init(init: dict[str, Any], rundir: Path) -> dict[str, Any]:
+    """Init parameters with the run folder's paths made relative, so a re-run
+    from the archive can point them at its own copy of the inputs."""
+    prefix = f"{rundir}/"
+
+    def relative(value: Any) -> Any:
+        if isinstance(value, list):
+            return [relative(v) for v in value]
+        return value.removeprefix(prefix) if isinstance(value, str) else value
+
+    return {name: relative(value) for name, value in init.items()}
+
+
 def conclude(
     run: Run, attempt: int, rundir: Path, outcome: runner.Outcome, seconds: float
 ) -> str:
@@ -214,6 +245,7 @@ def conclude(
             outcome.status, outcome.reason = "failed", exc.message
 
     documents = {"run.json": provenance(run, attempt, outcome, seconds)}
+    documents["run.json"]["init"] = relative_init(outcome.init, rundir)
     if result is not None:
         documents["result.json"] = result
     path, digest = write_archive(run, rundir, documents)

@@ -14,6 +14,7 @@ from django.conf import settings
 from rocrate.rocrate import ROCrate
 
 from recast.archive.builder import archive_verify, manifest_of
+from recast.archive.rerun import archive_rerun
 from recast.catalogue.models import Analysis
 from recast.engine import environments
 from recast.reinterpretation import execution
@@ -220,3 +221,23 @@ def test_a_patch_that_does_not_fit_the_workspace_fails_with_a_message(
         "recast-pyhf patch: misfit.json: the signal patch does not fit the workspace: "
         in run.error
     )
+
+
+@pytest.mark.django_db
+def test_a_point_rerun_from_its_archive_alone_gives_the_same_numbers(
+    demo: Analysis, tmp_path: Path
+) -> None:
+    summary = run_locally(DEMO, patch="stop_550_0")
+    copy = tmp_path / "archive"
+    shutil.copytree(summary["archive"], copy)  # nothing of the platform's state is used
+
+    compared = archive_rerun(copy, Path(settings.RECAST_ENVS_DIR), tmp_path / "rerun")
+
+    assert compared.status == "succeeded", compared.reason
+    assert compared.deviations == {
+        "cls_obs": 0.0,
+        "cls_exp": 0.0,
+        "mu_up_obs": 0.0,
+        "mu_up_exp": 0.0,
+    }
+    assert (copy / "images" / "recast-pyhf" / "requirements.txt").exists()
