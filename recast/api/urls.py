@@ -22,6 +22,11 @@ urlpatterns = [
         name="request-cancel",
     ),
     path(
+        "requests/<str:request_id>/archive/",
+        views.RequestArchive.as_view(),
+        name="request-archive",
+    ),
+    path(
         "requests/<str:request_id>/export/",
         views.RequestExport.as_view(),
         name="request-export",

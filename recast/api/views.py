@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import tarfile
 import tempfile
 from pathlib import Path
@@ -174,12 +172,9 @@ class RequestCancel(APIView):
 
 
 def csv_response(runs: list[Run], filename: str) -> HttpResponse:
-    header, rows = selectors.results_csv_rows(runs)
-    text = io.StringIO()
-    writer = csv.writer(text)
-    writer.writerow(header)
-    writer.writerows(rows)
-    response = HttpResponse(text.getvalue(), content_type="text/csv; charset=utf-8")
+    response = HttpResponse(
+        selectors.results_csv(runs), content_type="text/csv; charset=utf-8"
+    )
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 
@@ -237,13 +232,8 @@ class RequestExport(APIView):
         with tempfile.TemporaryDirectory() as scratch:
             folder = Path(scratch) / f"{target}-{found.id}"
             request_export(found, target, folder)
-            # The spooled file closes with the response, which streams it.
-            spool = tempfile.TemporaryFile()  # noqa: SIM115
-            with tarfile.open(fileobj=spool, mode="w:gz") as tar:
-                tar.add(folder, arcname=folder.name)
-        spool.seek(0)
-        name = f"recast-{target}-{found.id}.tar.gz"
-        return FileResponse(spool, as_attachment=True, filename=name)
+            name = f"recast-{target}-{found.id}.tar.gz"
+            return tarball(folder, folder.name, name)
 
 
 class AnalysesForHepdata(APIView):
@@ -279,6 +269,30 @@ class RunDetail(APIView):
         return Response(out.RunSerializer(run).data)
 
 
+def tarball(folder: Path, arcname: str, filename: str) -> FileResponse:
+    # The spooled file closes with the response, which streams it.
+    spool = tempfile.TemporaryFile()  # noqa: SIM115
+    with tarfile.open(fileobj=spool, mode="w:gz") as tar:
+        tar.add(folder, arcname=arcname)
+    spool.seek(0)
+    return FileResponse(spool, as_attachment=True, filename=filename)
+
+
+class RequestArchive(APIView):
+    """The archive of a finished request (its points' archives and the result
+    table) as a .tar.gz."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(responses={(200, "application/gzip"): OpenApiTypes.BINARY})
+    def get(self, request: HttpRequest, request_id: str) -> FileResponse:
+        found = selectors.request_for(request.user, request_id)
+        if not found.archive_path or not Path(found.archive_path).is_dir():
+            raise NotFound(f"request {found.id} has no archive yet ({found.status})")
+        name = f"recast-request-{found.id}.tar.gz"
+        return tarball(Path(found.archive_path), str(found.id), name)
+
+
 class RunArchive(APIView):
     """The run's archive as a .tar.gz."""
 
@@ -289,14 +303,8 @@ class RunArchive(APIView):
         run = selectors.run_for(request.user, run_id)
         if not run.archive_path or not Path(run.archive_path).is_dir():
             raise NotFound(f"run {run.id} has no archive yet ({run.status})")
-        # The spooled file closes with the response, which streams it.
-        spool = tempfile.TemporaryFile()  # noqa: SIM115
-        with tarfile.open(fileobj=spool, mode="w:gz") as tar:
-            tar.add(run.archive_path, arcname=str(run.id))
-        spool.seek(0)
-        return FileResponse(
-            spool, as_attachment=True, filename=f"recast-run-{run.id}.tar.gz"
-        )
+        name = f"recast-run-{run.id}.tar.gz"
+        return tarball(Path(run.archive_path), str(run.id), name)
 
 
 class RunLog(APIView):

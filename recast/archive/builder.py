@@ -49,6 +49,19 @@ def manifest_of(folder: Path) -> dict[str, Any]:
     return {"format": FORMAT, "files": entries}
 
 
+def link_or_copy(source: str, target: str) -> None:
+    """Share a read-only file by a hard link (a scan holds its points' archives
+    without a second copy); copy where a link cannot be made."""
+    # By the mode bits: root may write to anything, so os.access cannot tell.
+    if not os.stat(source).st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
+        try:
+            os.link(source, target)
+            return
+        except OSError:
+            pass
+    shutil.copy2(source, target)
+
+
 def copy_into(
     staging: Path, files: Mapping[str, Path], documents: Mapping[str, Any]
 ) -> None:
@@ -61,6 +74,7 @@ def copy_into(
                 target,
                 symlinks=False,
                 ignore=shutil.ignore_patterns(".tmp", "__pycache__"),
+                copy_function=link_or_copy,
             )
         else:
             shutil.copyfile(source, target)

@@ -123,6 +123,9 @@ def download(client: Client, request_id: str, output: Path) -> list[Path]:
         if run["status"] in FINISHED and run["status"] != "cancelled":
             target = output / f"{run['point']}-{run['id']}.tar.gz"
             written.append(client.download(f"runs/{run['id']}/archive/", target))
+    if detail["status"] in FINISHED:
+        target = output / f"request-{request_id}.tar.gz"
+        written.append(client.download(f"requests/{request_id}/archive/", target))
     csv_path = output / f"results-{request_id}.csv"
     csv_path.write_text(
         client.call("GET", f"requests/{request_id}/results/", params={"as": "csv"}).text

@@ -42,6 +42,8 @@ class Request(models.Model):
     )
     submitted_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    archive_path = models.CharField(max_length=500, blank=True)
+    archive_sha256 = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["-submitted_at", "id"]

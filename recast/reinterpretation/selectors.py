@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -108,3 +110,12 @@ def results_csv_rows(runs: list[Run]) -> tuple[list[str], list[list[Any]]]:
         row += [*(summary["mu_up_exp"] or [None] * 5), summary["fit_status"], run.error]
         rows.append(["" if v is None else v for v in row])
     return header, rows
+
+
+def results_csv(runs: list[Run]) -> str:
+    header, rows = results_csv_rows(runs)
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return text.getvalue()

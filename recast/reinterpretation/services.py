@@ -153,8 +153,23 @@ def run_finish(run_id: str, attempt: int, **fields: Any) -> bool:
         id=run_id, status=Status.RUNNING, attempts=attempt
     ).update(finished_at=timezone.now(), **fields)
     if moved:
-        request_refresh(Run.objects.get(id=run_id).request_id)
+        request_id = Run.objects.get(id=run_id).request_id
+        if request_refresh(request_id):
+            request_archive_safely(request_id)
     return bool(moved)
+
+
+def request_archive_safely(request_id: Any) -> None:
+    """Archive a request that has just finished; a failure is logged, since
+    every point's own archive and result are already recorded."""
+    from recast.reinterpretation.scan_archive import request_archive
+
+    try:
+        request_archive(request_id)
+    except Exception:
+        logger.exception(
+            "request %s: the scan archive could not be written", request_id
+        )
 
 
 def run_succeed(
@@ -206,7 +221,8 @@ def request_cancel(request: Request) -> int:
         finished_at=timezone.now(),
         error="cancelled on request",
     )
-    request_refresh(request.id)
+    if request_refresh(request.id):
+        request_archive_safely(request.id)
     logger.info("request %s: %d run(s) cancelled", request.id, moved)
     return moved
 
@@ -224,6 +240,8 @@ def run_mark_cancelled(run_id: str) -> None:
 
 
 def derived_status(counts: dict[str, int]) -> str:
+    """Running while any point is unfinished; then succeeded if every point
+    did, failed if any failed, else cancelled (some were stopped on request)."""
     total = sum(counts.values())
     finished = sum(counts.get(s, 0) for s in FINISHED)
     if finished < total:
@@ -231,13 +249,14 @@ def derived_status(counts: dict[str, int]) -> str:
         return Status.RUNNING if started else Status.QUEUED
     if counts.get(Status.SUCCEEDED, 0) == total:
         return Status.SUCCEEDED
-    if counts.get(Status.CANCELLED, 0) == total:
-        return Status.CANCELLED
-    return Status.FAILED
+    if counts.get(Status.FAILED, 0):
+        return Status.FAILED
+    return Status.CANCELLED
 
 
-def request_refresh(request_id: Any) -> None:
-    """Derive a request's status from its runs'."""
+def request_refresh(request_id: Any) -> bool:
+    """Derive a request's status from its runs'; True when this call is the
+    one that finished the request (a conditional update: only one caller is)."""
     rows = (
         Run.objects.filter(request_id=request_id)
         .values("status")
@@ -245,6 +264,9 @@ def request_refresh(request_id: Any) -> None:
     )
     status = derived_status({row["status"]: row["n"] for row in rows})
     finished_at = timezone.now() if status in FINISHED else None
-    Request.objects.filter(id=request_id).exclude(status=status).update(
-        status=status, finished_at=finished_at
+    moved = (
+        Request.objects.filter(id=request_id)
+        .exclude(status=status)
+        .update(status=status, finished_at=finished_at)
     )
+    return bool(moved) and status in FINISHED

@@ -127,8 +127,9 @@ def test_a_scan_submitted_and_watched_from_the_cli_ends_with_its_results(
     )
     assert exported.returncode == 0, exported.stderr
     assert (tmp_path / "hepdata" / "submission.yaml").exists()
-    archives = sorted(tmp_path.glob("*.tar.gz"))
+    archives = sorted(tmp_path.glob("stop_*.tar.gz"))
     assert len(archives) == 1
+    assert (tmp_path / f"request-{request['id']}.tar.gz").exists()
     with tarfile.open(archives[0]) as tar:
         assert any(name.endswith("/manifest.json") for name in tar.getnames())
 
