@@ -49,3 +49,12 @@ def workflows_copy(tmp_path: Path) -> Path:
 
 def envs_dir() -> Path:
     return Path(settings.RECAST_ENVS_DIR)
+
+
+@pytest.fixture
+def queued(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Run ids handed to the queue. API tests stop at the queue: executing runs
+    is the worker's part, covered by the worker and live-server tests."""
+    sent: list[str] = []
+    monkeypatch.setattr("recast.reinterpretation.dispatch.dispatch", sent.extend)
+    return sent

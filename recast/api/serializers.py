@@ -8,7 +8,7 @@ from rest_framework import serializers
 
 from recast.accounts.models import ApiToken
 from recast.catalogue.models import Analysis
-from recast.reinterpretation.models import Request, Run, Step
+from recast.reinterpretation.models import Request, Run, Step, Validation
 from recast.reinterpretation.selectors import run_summary, status_counts
 
 
@@ -26,8 +26,23 @@ class AnalysisListSerializer(serializers.ModelSerializer[Analysis]):
         ]
 
 
+class ValidationSerializer(serializers.ModelSerializer[Validation]):
+    class Meta:
+        model = Validation
+        fields = [
+            "id",
+            "verdict",
+            "message",
+            "deviations",
+            "platform_version",
+            "created_at",
+            "finished_at",
+        ]
+
+
 class AnalysisDetailSerializer(serializers.ModelSerializer[Analysis]):
     workflow = serializers.SerializerMethodField()
+    last_validation = serializers.SerializerMethodField()
 
     class Meta:
         model = Analysis
@@ -45,7 +60,16 @@ class AnalysisDetailSerializer(serializers.ModelSerializer[Analysis]):
             "reference_result",
             "reference_tolerance",
             "workflow",
+            "last_validation",
         ]
+
+    def get_last_validation(self, analysis: Analysis) -> dict[str, Any] | None:
+        last = (
+            analysis.validations.exclude(verdict="pending")
+            .order_by("-created_at")
+            .first()
+        )
+        return dict(ValidationSerializer(last).data) if last else None
 
     def get_workflow(self, analysis: Analysis) -> dict[str, Any]:
         version = analysis.current_workflow()

@@ -9,6 +9,11 @@ urlpatterns = [
     path(
         "analyses/<slug:slug>/", views.AnalysisDetail.as_view(), name="analysis-detail"
     ),
+    path(
+        "analyses/<slug:slug>/validate/",
+        views.AnalysisValidate.as_view(),
+        name="analysis-validate",
+    ),
     path("uploads/", views.UploadCreate.as_view(), name="upload-create"),
     path("requests/", views.RequestListCreate.as_view(), name="request-list"),
     path(

@@ -32,6 +32,7 @@ from recast.reinterpretation.exports import TARGETS, request_export
 from recast.reinterpretation.models import Run
 from recast.reinterpretation.services import request_cancel, request_submit
 from recast.reinterpretation.submission import check_size, points_from
+from recast.reinterpretation.validation import validation_start
 from recast.storage.services import blob_store
 
 FILE_FIELDS = ("signal", "patchset")
@@ -91,6 +92,19 @@ class AnalysisDetail(APIView):
     def get(self, request: HttpRequest, slug: str) -> Response:
         analysis = analysis_get(slug, request.user)
         return Response(out.AnalysisDetailSerializer(analysis).data)
+
+
+class AnalysisValidate(APIView):
+    """Staff: re-run the analysis' example and compare with its reference; the
+    verdict appears in the analysis' ``last_validation`` once the run ends."""
+
+    permission_classes = [permissions.IsAdminUser]
+
+    @extend_schema(request=None, responses={202: out.ValidationSerializer})
+    def post(self, request: HttpRequest, slug: str) -> Response:
+        started = validation_start(analysis_get(slug, request.user))
+        body = out.ValidationSerializer(started).data
+        return Response(body, status=status.HTTP_202_ACCEPTED)
 
 
 class UploadCreate(APIView):

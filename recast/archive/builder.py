@@ -155,7 +155,18 @@ def archive_verify(folder: Path) -> list[str]:
             problems.append(f"{relative}: not a regular file")
         elif sha256_file(path) != listed[relative]["sha256"]:
             problems.append(f"{relative}: content changed (sha256 differs)")
-    return problems + crate_problems(folder)
+    return problems + crate_problems(folder) + nested_crate_problems(folder)
+
+
+def nested_crate_problems(folder: Path) -> list[str]:
+    """The crates of the point archives a request's archive holds."""
+    problems = []
+    for metadata in sorted(folder.glob("points/*/ro-crate-metadata.json")):
+        prefix = metadata.parent.relative_to(folder).as_posix()
+        problems += [
+            f"{prefix}/{problem}" for problem in crate_problems(metadata.parent)
+        ]
+    return problems
 
 
 def crate_problems(folder: Path) -> list[str]:

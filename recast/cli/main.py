@@ -297,6 +297,33 @@ def cancel(request_id: str) -> None:
     click.echo(f"cancelled {answer['cancelled']} point(s)", err=True)
 
 
+@cli.command("validate")
+@click.argument("slug")
+@click.option("--json", "as_json", is_flag=True)
+def validate(slug: str, as_json: bool) -> None:
+    """Re-run SLUG's example here and compare it with its reference result."""
+    django_setup()
+    from recast.catalogue.selectors import analysis_get
+    from recast.reinterpretation.execution import run_execute
+    from recast.reinterpretation.validation import validation_start
+
+    check = validation_start(analysis_get(slug), enqueue_runs=False)
+    run_execute(str(check.request.runs.get().id))
+    check.refresh_from_db()
+    if as_json:
+        keys = ("verdict", "message", "deviations", "platform_version")
+        print_json({key: getattr(check, key) for key in keys})
+    for row in check.deviations:
+        mark = "ok  " if row["ok"] else "FAIL"
+        click.echo(
+            f"{mark} {row['quantity']:24} relative deviation {row['relative']:.3g}",
+            err=True,
+        )
+    click.echo(f"{slug}: {check.verdict}: {check.message}", err=True)
+    if check.verdict != "pass":
+        sys.exit(EXIT_FAILED)
+
+
 @cli.command("export")
 @click.argument("request_id")
 @click.option(

@@ -118,3 +118,36 @@ class Step(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} of {self.run_id}"
+
+
+class Validation(models.Model):
+    """A reproducibility check: the analysis' example re-run and compared with
+    its reference result, within its tolerance."""
+
+    class Verdict(models.TextChoices):
+        PENDING = "pending"
+        PASS = "pass"  # noqa: S105 (a verdict, not a password)
+        FAIL = "fail"
+
+    analysis = models.ForeignKey(
+        Analysis, on_delete=models.CASCADE, related_name="validations"
+    )
+    request = models.OneToOneField(
+        Request, on_delete=models.CASCADE, related_name="validation"
+    )
+    verdict = models.CharField(
+        max_length=8, choices=Verdict.choices, default=Verdict.PENDING
+    )
+    deviations = models.JSONField(
+        default=list, help_text="quantity, expected, obtained, relative"
+    )
+    message = models.TextField(blank=True)
+    platform_version = models.CharField(max_length=40)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["analysis", "-created_at"]
+
+    def __str__(self) -> str:
+        return f"validation of {self.analysis.slug}: {self.verdict}"

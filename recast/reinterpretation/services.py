@@ -155,14 +155,16 @@ def run_finish(run_id: str, attempt: int, **fields: Any) -> bool:
     if moved:
         request_id = Run.objects.get(id=run_id).request_id
         if request_refresh(request_id):
-            request_archive_safely(request_id)
+            request_finished(request_id)
     return bool(moved)
 
 
-def request_archive_safely(request_id: Any) -> None:
-    """Archive a request that has just finished; a failure is logged, since
-    every point's own archive and result are already recorded."""
+def request_finished(request_id: Any) -> None:
+    """What follows a request's end: its archive (a failure is logged, since
+    every point's own archive and result are already recorded), and the
+    verdict when the request was a reproducibility check."""
     from recast.reinterpretation.scan_archive import request_archive
+    from recast.reinterpretation.validation import validation_conclude
 
     try:
         request_archive(request_id)
@@ -170,6 +172,7 @@ def request_archive_safely(request_id: Any) -> None:
         logger.exception(
             "request %s: the scan archive could not be written", request_id
         )
+    validation_conclude(request_id)
 
 
 def run_succeed(
@@ -222,7 +225,7 @@ def request_cancel(request: Request) -> int:
         error="cancelled on request",
     )
     if request_refresh(request.id):
-        request_archive_safely(request.id)
+        request_finished(request.id)
     logger.info("request %s: %d run(s) cancelled", request.id, moved)
     return moved
 

@@ -9,15 +9,6 @@ from rest_framework.test import APIClient
 from recast.accounts.services import token_create
 
 
-@pytest.fixture
-def queued(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Run ids handed to the queue. API tests stop at the queue: executing runs
-    is the worker's part, covered by the worker and live-server tests."""
-    sent: list[str] = []
-    monkeypatch.setattr("recast.reinterpretation.dispatch.dispatch", sent.extend)
-    return sent
-
-
 def client_for(user: User | None) -> APIClient:
     client = APIClient()
     if user is not None:
