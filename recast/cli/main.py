@@ -7,6 +7,7 @@ input rejected. Machine output goes to stdout, messages to stderr.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -321,6 +322,35 @@ def validate(slug: str, as_json: bool) -> None:
         )
     click.echo(f"{slug}: {check.verdict}: {check.message}", err=True)
     if check.verdict != "pass":
+        sys.exit(EXIT_FAILED)
+
+
+@cli.command("lint")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+def lint_command(path: Path, as_json: bool) -> None:
+    """Check a preserved-analysis folder or a yadage spec; exit 1 on any error."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "recast.settings")
+    import django
+
+    django.setup()
+    from recast.catalogue.lint import lint
+
+    findings = lint(path)
+    if as_json:
+        print_json([finding.as_dict() for finding in findings])
+    for f in findings:
+        click.echo(
+            f"{f.file}: {f.path}: {f.severity}: {f.message}"
+            + (f" (hint: {f.hint})" if f.hint else ""),
+            err=True,
+        )
+    errors = sum(1 for f in findings if f.severity == "error")
+    click.echo(
+        f"{path}: {errors} error(s), {len(findings) - errors} other finding(s)",
+        err=True,
+    )
+    if errors:
         sys.exit(EXIT_FAILED)
 
 

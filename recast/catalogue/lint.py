@@ -1,0 +1,397 @@
+"""`recast lint`: findings on a preserved-analysis folder or a bare yadage spec.
+
+Each finding names the file, the JSON path, a severity (error, warning, info)
+and a hint. Specs are read the way yadage reads them: multi-file specs joined
+with ``$ref``, subworkflows, multistep (scatter) stages and init parameters.
+No database and no network: a reference outside the spec's folder is an error.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yadageschemas
+from yadageschemas.validator import validator as yadage_validator
+
+from recast.catalogue import loader
+from recast.core import jsonschema as schemas
+from recast.core.errors import InvalidInput
+
+PLATFORM_INIT = {"public-likelihood": {"bkgonly", "signals"}}
+HOST_RESOURCES = {"cvmfs", "gridproxy", "kerberos"}
+DIGEST = re.compile(r"(^|@)sha256:[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class Finding:
+    file: str
+    path: str
+    severity: str
+    message: str
+    hint: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def lint(target: Path) -> list[Finding]:
+    """Every finding for an analysis folder (with recast.yml) or a yadage spec."""
+    target = target.resolve()
+    if target.is_dir() and (target / loader.ENTRY_FILE).exists():
+        return lint_analysis(target)
+    spec_file = target / "workflow.yml" if target.is_dir() else target
+    return lint_spec(spec_file, declared=None, images=None)
+
+
+def lint_analysis(folder: Path) -> list[Finding]:
+    source = loader.ENTRY_FILE
+    try:
+        document = loader.read_yaml(folder / source, source)
+    except InvalidInput as exc:
+        return [Finding(source, "$", "error", exc.message, "fix the YAML syntax")]
+    found = [
+        Finding(source, p["path"], "error", p["message"], "see specs/analysis/v1.json")
+        for p in schemas.problems(document, schemas.spec("analysis/v1"))
+    ]
+    if found:
+        return found
+
+    toplevel = (folder / document["workflow"]["toplevel"]).resolve()
+    declared = declared_inputs(folder, document)
+    images = {image["name"] for image in document["images"]}
+    return lint_spec(
+        toplevel / document["workflow"]["file"], declared, images
+    ) + entry_checks(folder)
+
+
+def entry_checks(folder: Path) -> list[Finding]:
+    """What the catalogue loader checks beyond the schema (files, examples)."""
+    try:
+        loader.read_entry(folder, folder.parent)
+    except InvalidInput as exc:
+        return [
+            Finding(
+                loader.ENTRY_FILE,
+                "$",
+                "error",
+                exc.message,
+                "the catalogue would refuse this entry",
+            )
+        ]
+    return []
+
+
+def declared_inputs(folder: Path, document: dict[str, Any]) -> set[str]:
+    schema = document["inputs"]["schema"]
+    if isinstance(schema, str):
+        schema = loader.read_json(folder / schema, schema)
+    names = set(schema.get("properties", {})) if isinstance(schema, dict) else set()
+    return names | PLATFORM_INIT.get(document["kind"], set())
+
+
+def load_raw(spec_file: Path) -> tuple[dict[str, Any] | None, list[Finding]]:
+    """The spec with references resolved and defaults filled, unvalidated."""
+    options = {
+        "toplevel": str(spec_file.parent),
+        "schema_name": "yadage/workflow-schema",
+        "schemadir": yadageschemas.schemadir,
+        "load_as_ref": False,
+    }
+    try:
+        return yadageschemas.load(spec_file.name, options, validate=False), []
+    except (
+        Exception
+    ) as exc:  # yadage raises bare RuntimeErrors for unreadable references
+        reason = str(exc) or "a file it refers to ($ref) could not be read"
+        return None, [
+            Finding(
+                spec_file.name,
+                "$",
+                "error",
+                f"cannot load the spec: {reason}",
+                "check every $ref",
+            )
+        ]
+
+
+def closest(error: jsonschema.ValidationError) -> jsonschema.ValidationError:
+    """For "is not valid under any of the given schemas", the sub-error of the
+    alternative that came closest, so the message names the real cause."""
+    while error.context:
+        depth = max(len(e.absolute_path) for e in error.context)
+        if depth <= len(error.absolute_path):
+            break
+        deepest = [e for e in error.context if len(e.absolute_path) == depth]
+        if all(e.validator == "enum" for e in deepest):
+            return merged_enum(deepest)
+        error = deepest[0]
+    return error
+
+
+def merged_enum(errors: list[jsonschema.ValidationError]) -> jsonschema.ValidationError:
+    """One error listing every value the alternatives would have accepted."""
+    allowed = sorted({str(v) for e in errors for v in e.validator_value})
+    first = errors[0]
+    return jsonschema.ValidationError(
+        f"{first.instance!r} is not one of {allowed}", path=first.absolute_path
+    )
+
+
+def lint_spec(
+    spec_file: Path, declared: set[str] | None, images: set[str] | None
+) -> list[Finding]:
+    name = spec_file.name
+    if not spec_file.exists():
+        return [
+            Finding(
+                name,
+                "$",
+                "error",
+                "file not found",
+                "give a folder with recast.yml or a yadage spec",
+            )
+        ]
+    spec, found = load_raw(spec_file)
+    if spec is None:
+        return found
+
+    validator = yadage_validator("yadage/workflow-schema", yadageschemas.schemadir)
+    for error in sorted(
+        validator.iter_errors(spec), key=lambda e: list(e.absolute_path)
+    ):
+        error = closest(error)
+        found.append(
+            Finding(
+                name,
+                schemas.json_path(error.absolute_path),
+                "error",
+                error.message,
+                "see the yadage schemas",
+            )
+        )
+    if found:
+        return found
+
+    found += step_findings(name, spec, images)
+    found += init_findings(name, spec, declared)
+    found += output_findings(name, spec)
+    return sorted(found, key=lambda f: (f.file, f.path, f.message))
+
+
+def stages_of(
+    spec: dict[str, Any], prefix: str = "$"
+) -> list[tuple[str, dict[str, Any], bool]]:
+    """Every stage, subworkflows' included: (JSON path, stage, top level?)."""
+    found = []
+    for index, stage in enumerate(spec.get("stages", [])):
+        where = f"{prefix}.stages[{index}]"
+        found.append((where, stage, prefix == "$"))
+        inner = stage.get("scheduler", {}).get("workflow")
+        if isinstance(inner, dict):
+            found += [
+                (p, s, False)
+                for p, s, _ in stages_of(inner, f"{where}.scheduler.workflow")
+            ]
+    return found
+
+
+def image_findings(
+    file: str, where: str, environment: dict[str, Any], images: set[str] | None
+) -> list[Finding]:
+    image, tag = environment.get("image", ""), environment.get("imagetag", "latest")
+    found = []
+    if images is not None and image not in images:
+        found.append(
+            Finding(
+                file,
+                f"{where}.image",
+                "error",
+                f"image '{image}' is not declared in recast.yml",
+                "add it to images with its build recipe",
+            )
+        )
+    if DIGEST.search(str(tag)) or "@sha256:" in image:
+        return found
+    if tag in ("", "latest"):
+        found.append(
+            Finding(
+                file,
+                f"{where}.imagetag",
+                "error",
+                f"image '{image}' is not pinned (tag '{tag}')",
+                "pin a version tag, better a digest (image@sha256:...)",
+            )
+        )
+    else:
+        found.append(
+            Finding(
+                file,
+                f"{where}.imagetag",
+                "info",
+                f"image '{image}' is pinned by tag '{tag}' only",
+                "a digest (sha256:...) cannot be moved to other content; a tag can",
+            )
+        )
+    return found
+
+
+def isolation_findings(
+    file: str, where: str, environment: dict[str, Any]
+) -> list[Finding]:
+    found = []
+    for index, resource in enumerate(environment.get("resources") or []):
+        label = (
+            resource
+            if isinstance(resource, str)
+            else next(iter(resource), "")
+            if isinstance(resource, dict)
+            else ""
+        )
+        if str(label).lower() in HOST_RESOURCES or (
+            isinstance(resource, dict) and "host_path" in str(resource)
+        ):
+            found.append(
+                Finding(
+                    file,
+                    f"{where}.resources[{index}]",
+                    "error",
+                    f"the step asks for a host mount ({label})",
+                    "ship what the step needs in its image or as an input file",
+                )
+            )
+    if any(key.lower() == "privileged" and value for key, value in environment.items()):
+        found.append(
+            Finding(
+                file,
+                f"{where}.privileged",
+                "error",
+                "the step asks for privileged mode",
+                "steps run unprivileged, with every capability dropped",
+            )
+        )
+    return found
+
+
+def step_findings(
+    file: str, spec: dict[str, Any], images: set[str] | None
+) -> list[Finding]:
+    found = []
+    for where, stage, _ in stages_of(spec):
+        step = stage.get("scheduler", {}).get("step")
+        if not isinstance(step, dict):
+            continue
+        environment = step.get("environment", {})
+        env_path = f"{where}.scheduler.step.environment"
+        kind = environment.get("environment_type")
+        if kind not in loader.ALLOWED_ENVIRONMENTS:
+            found.append(
+                Finding(
+                    file,
+                    f"{env_path}.environment_type",
+                    "error",
+                    f"environment type '{kind}' cannot run on recast's backends",
+                    "use docker-encapsulated",
+                )
+            )
+            continue
+        found += image_findings(file, env_path, environment, images)
+        found += isolation_findings(file, env_path, environment)
+    return found
+
+
+def selectors(value: Any) -> list[dict[str, Any]]:
+    """Stage-output selectors inside a parameter value, however nested."""
+    if isinstance(value, dict):
+        own = (
+            [value]
+            if "output" in value and ("step" in value or "stages" in value)
+            else []
+        )
+        return own + [s for v in value.values() for s in selectors(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in selectors(v)]
+    return []
+
+
+def parameters_of(stage: dict[str, Any]) -> list[tuple[str, Any]]:
+    parameters = stage.get("scheduler", {}).get("parameters", [])
+    if isinstance(parameters, dict):
+        return list(parameters.items())
+    return [
+        (p.get("key", ""), p.get("value")) for p in parameters if isinstance(p, dict)
+    ]
+
+
+def stage_names(selector: dict[str, Any]) -> set[str]:
+    reference = selector.get("step") or selector.get("stages") or ""
+    return set(re.findall(r"[A-Za-z_][A-Za-z0-9_-]*", str(reference)))
+
+
+def init_findings(
+    file: str, spec: dict[str, Any], declared: set[str] | None
+) -> list[Finding]:
+    if declared is None:
+        return []
+    found = []
+    for where, stage, top in stages_of(spec):
+        for index, (key, value) in enumerate(parameters_of(stage)):
+            for selector in selectors(value):
+                if (
+                    top
+                    and "init" in stage_names(selector)
+                    and selector["output"] not in declared
+                ):
+                    found.append(
+                        Finding(
+                            file,
+                            f"{where}.scheduler.parameters[{index}]",
+                            "error",
+                            f"parameter '{key}' reads init '{selector['output']}', "
+                            "which the input schema does not declare",
+                            "declare it in recast.yml inputs.schema properties",
+                        )
+                    )
+    return found
+
+
+def published(step: dict[str, Any]) -> list[str]:
+    publisher = step.get("publisher", {})
+    for field in ("publish", "outputmap"):
+        if isinstance(publisher.get(field), dict):
+            return list(publisher[field])
+    return (
+        [publisher["outputkey"]] if isinstance(publisher.get("outputkey"), str) else []
+    )
+
+
+def output_findings(file: str, spec: dict[str, Any]) -> list[Finding]:
+    stages = stages_of(spec)
+    used: dict[str, set[str]] = {}
+    for _, stage, _ in stages:
+        for _, value in parameters_of(stage):
+            for selector in selectors(value):
+                for name in stage_names(selector):
+                    used.setdefault(name, set()).add(selector["output"])
+    read_from = set(used)
+    found = []
+    for where, stage, _ in stages:
+        step = stage.get("scheduler", {}).get("step")
+        name = stage.get("name", "")
+        if not isinstance(step, dict) or name not in read_from:
+            continue  # a final stage: what it publishes is the workflow's result
+        for output in published(step):
+            if output not in used[name]:
+                found.append(
+                    Finding(
+                        file,
+                        f"{where}.scheduler.step.publisher",
+                        "warning",
+                        f"stage '{name}' publishes '{output}', which no stage reads",
+                        "read it downstream, or stop publishing it",
+                    )
+                )
+    return found
