@@ -11,11 +11,15 @@ from typing import Any
 import prov.model as prov
 import pytest
 from django.conf import settings
+from django.db import transaction
+from django.test import override_settings
 from rocrate.rocrate import ROCrate
 
 from recast.archive.builder import archive_verify, manifest_of
 from recast.archive.rerun import archive_rerun
+from recast.catalogue import loader
 from recast.catalogue.models import Analysis
+from recast.catalogue.services import analysis_load
 from recast.engine import environments
 from recast.reinterpretation import execution
 from recast.reinterpretation.inputs import check_point
@@ -57,9 +61,32 @@ def example_signal() -> dict[str, Any]:
     return document
 
 
-@pytest.mark.django_db
-def test_the_example_equals_a_direct_pyhf_computation(demo: Analysis) -> None:
-    summary = run_locally(DEMO, example=True)
+@pytest.fixture(scope="module")
+def example(
+    django_db_setup: None,
+    django_db_blocker: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, Any]:
+    """The demo's example, run once for the tests that read only its numbers
+    and its archive; the database rows are rolled back, the archive stays."""
+    base = tmp_path_factory.getbasetemp() / "var"
+    folders = {
+        "RECAST_WORK_DIR": base / "work",
+        "RECAST_ARCHIVE_DIR": base / "archive",
+        "RECAST_UPLOAD_DIR": base / "uploads",
+    }
+    blocker = django_db_blocker.unblock()
+    with blocker, override_settings(**folders), transaction.atomic():
+        analysis_load(loader.read_entry(WORKFLOWS / DEMO, WORKFLOWS))
+        summary = run_locally(DEMO, example=True)
+        transaction.set_rollback(True)
+    return summary
+
+
+def test_the_example_equals_a_direct_pyhf_computation(
+    example: dict[str, Any], demo: Analysis
+) -> None:
+    summary = example
     expected = direct_pyhf(WORKFLOWS / DEMO / "data" / "BkgOnly.json", EXAMPLE)
 
     assert summary["status"] == "succeeded", summary["error"]
@@ -71,7 +98,7 @@ def test_the_example_equals_a_direct_pyhf_computation(demo: Analysis) -> None:
 
 
 @pytest.mark.django_db
-def test_a_run_is_archived_with_its_steps_and_checksums(demo: Analysis) -> None:
+def test_a_finished_run_is_archived_and_never_runs_again(demo: Analysis) -> None:
     summary = run_locally(DEMO, patch="stop_850_0")
     run = Run.objects.get(id=summary["run"])
     archive = Path(run.archive_path)
@@ -96,13 +123,14 @@ def test_a_run_is_archived_with_its_steps_and_checksums(demo: Analysis) -> None:
         for p in provenance["steps"][0]["environment"]["packages"]
     )
     assert json.loads((archive / "result.json").read_text()) == run.result
+    assert execution.run_execute(summary["run"]) == "succeeded"
+    assert Run.objects.get(id=summary["run"]).attempts == 1
 
 
-@pytest.mark.django_db
 def test_the_archive_is_a_workflow_run_crate_with_a_prov_document(
-    demo: Analysis,
+    example: dict[str, Any],
 ) -> None:
-    summary = run_locally(DEMO, patch="stop_750_0")
+    summary = example
     archive = Path(summary["archive"])
 
     crate = ROCrate(archive)
@@ -127,32 +155,22 @@ def test_the_archive_is_a_workflow_run_crate_with_a_prov_document(
     assert f"recast:run-{summary['run']}" in activities
 
 
-@pytest.mark.django_db
 def test_verify_catches_tampering_even_with_a_rewritten_manifest(
-    demo: Analysis, tmp_path: Path
+    example: dict[str, Any], tmp_path: Path
 ) -> None:
-    summary = run_locally(DEMO, patch="stop_750_100")
     copy = tmp_path / "copy"
-    shutil.copytree(summary["archive"], copy)
+    shutil.copytree(example["archive"], copy)
     for path in [copy, *copy.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
-    result = copy / "outputs" / "summarise" / "stop_750_100.json"
+    result = copy / "outputs" / "summarise" / "stop_650_100.json"
     result.write_text(
         result.read_text().replace('"excluded": false', '"excluded": true')
     )
     (copy / "manifest.json").write_text(json.dumps(manifest_of(copy)))
 
     assert archive_verify(copy) == [
-        "outputs/summarise/stop_750_100.json: differs from its sha256 in the RO-Crate"
+        "outputs/summarise/stop_650_100.json: differs from its sha256 in the RO-Crate"
     ]
-
-
-@pytest.mark.django_db
-def test_running_a_finished_run_again_does_nothing(demo: Analysis) -> None:
-    summary = run_locally(DEMO, patch="stop_850_300")
-
-    assert execution.run_execute(summary["run"]) == "succeeded"
-    assert Run.objects.get(id=summary["run"]).attempts == 1
 
 
 @pytest.mark.django_db
@@ -223,13 +241,11 @@ def test_a_patch_that_does_not_fit_the_workspace_fails_with_a_message(
     )
 
 
-@pytest.mark.django_db
 def test_a_point_rerun_from_its_archive_alone_gives_the_same_numbers(
-    demo: Analysis, tmp_path: Path
+    example: dict[str, Any], tmp_path: Path
 ) -> None:
-    summary = run_locally(DEMO, patch="stop_550_0")
     copy = tmp_path / "archive"
-    shutil.copytree(summary["archive"], copy)  # nothing of the platform's state is used
+    shutil.copytree(example["archive"], copy)  # nothing of the platform's state is used
 
     compared = archive_rerun(copy, Path(settings.RECAST_ENVS_DIR), tmp_path / "rerun")
 
