@@ -29,7 +29,7 @@ from recast.catalogue.selectors import analysis_get, analysis_list
 from recast.core.errors import InvalidInput, NotFound
 from recast.reinterpretation import selectors
 from recast.reinterpretation.exports import TARGETS, request_export
-from recast.reinterpretation.models import Run
+from recast.reinterpretation.models import Request, Run
 from recast.reinterpretation.services import request_cancel, request_submit
 from recast.reinterpretation.submission import check_size, points_from
 from recast.reinterpretation.validation import validation_start
@@ -292,6 +292,15 @@ def tarball(folder: Path, arcname: str, filename: str) -> FileResponse:
     return FileResponse(spool, as_attachment=True, filename=filename)
 
 
+def archive_response(owner: Request | Run, kind: str) -> FileResponse:
+    """A request's or a run's archive, once it has one."""
+    if not owner.archive_path or not Path(owner.archive_path).is_dir():
+        raise NotFound(f"{kind} {owner.id} has no archive yet ({owner.status})")
+    return tarball(
+        Path(owner.archive_path), str(owner.id), f"recast-{kind}-{owner.id}.tar.gz"
+    )
+
+
 class RequestArchive(APIView):
     """The archive of a finished request (its points' archives and the result
     table) as a .tar.gz."""
@@ -300,11 +309,9 @@ class RequestArchive(APIView):
 
     @extend_schema(responses={(200, "application/gzip"): OpenApiTypes.BINARY})
     def get(self, request: HttpRequest, request_id: str) -> FileResponse:
-        found = selectors.request_for(request.user, request_id)
-        if not found.archive_path or not Path(found.archive_path).is_dir():
-            raise NotFound(f"request {found.id} has no archive yet ({found.status})")
-        name = f"recast-request-{found.id}.tar.gz"
-        return tarball(Path(found.archive_path), str(found.id), name)
+        return archive_response(
+            selectors.request_for(request.user, request_id), "request"
+        )
 
 
 class RunArchive(APIView):
@@ -314,11 +321,7 @@ class RunArchive(APIView):
 
     @extend_schema(responses={(200, "application/gzip"): OpenApiTypes.BINARY})
     def get(self, request: HttpRequest, run_id: str) -> FileResponse:
-        run = selectors.run_for(request.user, run_id)
-        if not run.archive_path or not Path(run.archive_path).is_dir():
-            raise NotFound(f"run {run.id} has no archive yet ({run.status})")
-        name = f"recast-run-{run.id}.tar.gz"
-        return tarball(Path(run.archive_path), str(run.id), name)
+        return archive_response(selectors.run_for(request.user, run_id), "run")
 
 
 class RunLog(APIView):
