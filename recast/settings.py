@@ -180,6 +180,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # long tasks: take one at a time
 CELERY_TASK_IGNORE_RESULT = True  # results live in the database, not the backend
 CELERY_TASK_SERIALIZER = "json"  # task arguments are ids only
 CELERY_ACCEPT_CONTENT = ["json"]
+# Run by `celery -A recast beat` (or a worker started with -B).
+CELERY_BEAT_SCHEDULE = {
+    "requeue-stale-runs": {"task": "recast.runs_requeue_stale", "schedule": 60.0},
+}
 
 # The engine.
 RECAST_BACKEND = env.choice("RECAST_BACKEND", "local", ("local",))
@@ -191,6 +195,9 @@ RECAST_STEP_TIMEOUT = env.integer("RECAST_STEP_TIMEOUT", 3600, minimum=1)
 # A running run whose worker has not renewed its lease for this long is taken
 # over by the next worker that receives its task (the first one died).
 RECAST_RUN_LEASE = env.integer("RECAST_RUN_LEASE", 300, minimum=30)
+# A queued run still waiting after this long is handed to the workers again, in
+# case the broker lost its message (duplicates are harmless: starts are conditional).
+RECAST_REQUEUE_AFTER = env.integer("RECAST_REQUEUE_AFTER", 1800, minimum=60)
 
 LOGGING = {
     "version": 1,

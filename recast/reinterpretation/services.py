@@ -273,3 +273,27 @@ def request_refresh(request_id: Any) -> bool:
         .update(status=status, finished_at=finished_at)
     )
     return bool(moved) and status in FINISHED
+
+
+def runs_requeue_stale() -> list[str]:
+    """Hand again to the workers the runs whose task may have been lost: running
+    ones whose worker went silent (past the lease), and queued ones waiting
+    longer than RECAST_REQUEUE_AFTER (a broker that lost its messages). Starting
+    a run is conditional, so a run handed out twice still runs once."""
+    now = timezone.now()
+    silent = Q(
+        status=Status.RUNNING,
+        heartbeat_at__lt=now - timedelta(seconds=settings.RECAST_RUN_LEASE),
+    )
+    waiting = Q(
+        status=Status.QUEUED,
+        queued_at__lt=now - timedelta(seconds=settings.RECAST_REQUEUE_AFTER),
+    )
+    run_ids = [
+        str(i)
+        for i in Run.objects.filter(silent | waiting).values_list("id", flat=True)
+    ]
+    if run_ids:
+        logger.warning("handing %d stale run(s) to the workers again", len(run_ids))
+        enqueue(run_ids)
+    return run_ids

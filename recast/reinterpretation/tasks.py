@@ -8,7 +8,7 @@ take over.
 from __future__ import annotations
 
 from recast.celery import app
-from recast.reinterpretation import execution
+from recast.reinterpretation import execution, services
 
 SIX_HOURS = 6 * 3600
 
@@ -22,3 +22,9 @@ SIX_HOURS = 6 * 3600
 )
 def run_execute(run_id: str) -> str:
     return execution.run_execute(run_id)
+
+
+# Celery ships no type information; the task body is typed.
+@app.task(name="recast.runs_requeue_stale", time_limit=300)  # type: ignore[untyped-decorator]
+def runs_requeue_stale() -> list[str]:
+    return services.runs_requeue_stale()

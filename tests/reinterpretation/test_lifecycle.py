@@ -18,6 +18,7 @@ from recast.reinterpretation.services import (
     run_heartbeat,
     run_start,
     run_succeed,
+    runs_requeue_stale,
 )
 
 
@@ -77,3 +78,31 @@ def test_a_finished_run_is_never_started_again(run: Run) -> None:
     run_fail(str(run.id), 1, "broken")
 
     assert run_start(str(run.id), "local") is None
+
+
+def test_the_sweeper_hands_out_silent_and_long_waiting_runs_again(
+    demo: Analysis,
+    settings,
+    queued: list[str],  # type: ignore[no-untyped-def]
+) -> None:
+    settings.RECAST_RUN_LEASE, settings.RECAST_REQUEUE_AFTER = 60, 600
+    points = [
+        check_point(demo, {"patch": n})
+        for n in ("stop_450_0", "stop_550_0", "stop_650_0", "stop_750_0")
+    ]
+    runs = {
+        r.point: r for r in request_submit(demo, points, enqueue_runs=False).runs.all()
+    }
+    for name in ("stop_450_0", "stop_550_0"):
+        run_start(str(runs[name].id), "local")
+    silence(runs["stop_450_0"], 61)  # its worker died
+    Run.objects.filter(id=runs["stop_650_0"].id).update(
+        queued_at=timezone.now() - timedelta(seconds=601)
+    )
+
+    handed = runs_requeue_stale()
+
+    assert sorted(handed) == sorted(
+        [str(runs["stop_450_0"].id), str(runs["stop_650_0"].id)]
+    )
+    assert sorted(queued) == sorted(handed)
