@@ -24,8 +24,9 @@ import yaml
 from hepdata_lib import Submission, Table, Variable
 from hepdata_validator.full_submission_validator import FullSubmissionValidator
 
+from recast.core.results import SIGMA_NAMES
+
 CAP_BASE = "https://analysispreservation.cern.ch/schemas/deposits/records"
-SIGMAS = ["-2 sigma", "-1 sigma", "median", "+1 sigma", "+2 sigma"]
 
 
 class ExportError(Exception):
@@ -138,7 +139,7 @@ def results_table(analysis: dict[str, Any], points: list[dict[str, Any]]) -> Tab
     table.add_variable(
         unbinned("CLs observed", [p["cls_obs"] for p in points], independent=False)
     )
-    for index, sigma in enumerate(SIGMAS):
+    for index, sigma in enumerate(SIGMA_NAMES):
         table.add_variable(
             unbinned(
                 f"CLs expected ({sigma})", [p["cls_exp"][index] for p in points], False
@@ -149,7 +150,7 @@ def results_table(analysis: dict[str, Any], points: list[dict[str, Any]]) -> Tab
             "mu upper limit observed", [limit(p["mu_up_obs"]) for p in points], False
         )
     )
-    for index, sigma in enumerate(SIGMAS):
+    for index, sigma in enumerate(SIGMA_NAMES):
         values = [limit(p["mu_up_exp"][index]) for p in points]
         table.add_variable(
             unbinned(f"mu upper limit expected ({sigma})", values, False)

@@ -8,16 +8,15 @@ environments and run the workflow again. No Django here.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from recast.catalogue.loader import recipe_sha256
+from recast.core.results import largest_deviations, point_result
 from recast.engine import runner
+from recast.engine.environments import image_folder
 from recast.engine.local import LocalExecutor
-
-COMPARED = ("cls_obs", "cls_exp", "mu_up_obs", "mu_up_exp")
 
 
 class RerunError(Exception):
@@ -34,10 +33,6 @@ class Comparison:
         return self.status == "succeeded" and all(
             d <= rtol for d in self.deviations.values()
         )
-
-
-def image_folder(name: str) -> str:
-    return name.replace("/", "-")
 
 
 def archived_images(archive: Path, record: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -64,23 +59,6 @@ def absolute_init(init: dict[str, Any], archive: Path) -> dict[str, Any]:
     return {name: absolute(value) for name, value in init.items()}
 
 
-def deviation(old: Any, new: Any) -> float:
-    """The largest relative difference between two numbers or lists of them."""
-    if isinstance(old, list):
-        return max(
-            (deviation(a, b) for a, b in zip(old, new, strict=True)), default=0.0
-        )
-    if old is None or new is None:
-        return 0.0 if old is new else math.inf
-    return float(abs(new - old) / max(abs(old), 1e-300))
-
-
-def rerun_result(outcome: runner.Outcome, point: str) -> dict[str, Any]:
-    outputs = outcome.outputs("summarise") or {}
-    results = json.loads(Path(outputs["results"]).read_text())["results"]
-    return next(r for r in results if r["point"] == point)
-
-
 def archive_rerun(archive: Path, envs_dir: Path, workdir: Path) -> Comparison:
     """Run the archived point again in ``workdir`` (which must not exist)."""
     record = json.loads((archive / "run.json").read_text())
@@ -100,8 +78,7 @@ def archive_rerun(archive: Path, envs_dir: Path, workdir: Path) -> Comparison:
     )
     if outcome.status != "succeeded":
         return Comparison(outcome.status, outcome.reason)
-    obtained = rerun_result(outcome, record["point"])
-    return Comparison(
-        "succeeded",
-        deviations={k: deviation(expected[k], obtained[k]) for k in COMPARED},
-    )
+    obtained = point_result(outcome.outputs("summarise"), record["point"])
+    if obtained is None:
+        return Comparison("failed", "the re-run published no result for the point")
+    return Comparison("succeeded", deviations=largest_deviations(expected, obtained))

@@ -25,9 +25,13 @@ class EnvironmentBuildFailed(Exception):
     pass
 
 
+def image_folder(name: str) -> str:
+    """An image name as one path component (recast/pyhf -> recast-pyhf)."""
+    return name.replace("/", "-")
+
+
 def environment_dir(envs_dir: Path, image: dict[str, Any]) -> Path:
-    name = image["name"].replace("/", "-")
-    return envs_dir / f"{name}-{image['recipe_sha256'][:16]}"
+    return envs_dir / f"{image_folder(image['name'])}-{image['recipe_sha256'][:16]}"
 
 
 def pip(venv: Path, *args: str, log: Path) -> None:

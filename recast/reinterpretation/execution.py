@@ -3,7 +3,6 @@ read and check the result, and write the archive."""
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import time
@@ -16,13 +15,13 @@ from django.utils import timezone
 import recast
 from recast.archive.builder import archive_write
 from recast.archive.crate import describe
-from recast.archive.rerun import image_folder
 from recast.catalogue.loader import recipe_sha256
 from recast.catalogue.models import Analysis, WorkflowVersion
 from recast.core import jsonschema as schemas
 from recast.core.errors import InvalidInput
+from recast.core.results import point_result
 from recast.engine import runner
-from recast.engine.environments import EnvironmentBuildFailed
+from recast.engine.environments import EnvironmentBuildFailed, image_folder
 from recast.engine.events import StepEvent
 from recast.engine.local import LocalExecutor
 from recast.reinterpretation import services
@@ -58,17 +57,13 @@ def materialise(run: Run, analysis: Analysis, inputs_dir: Path) -> dict[str, Any
 
 def read_result(outcome: runner.Outcome, point: str) -> dict[str, Any]:
     """The point's result document from the summarise step, checked by its schema."""
-    outputs = outcome.outputs("summarise") or {}
-    path = Path(outputs.get("results", ""))
-    if not path.is_file():
+    result = point_result(outcome.outputs("summarise"), point)
+    if result is None:
         raise InvalidInput(
-            "the workflow published no results.json from its summarise step"
+            f"the summarise step published no result for point '{point}'"
         )
-    for result in json.loads(path.read_text())["results"]:
-        if result["point"] == point:
-            schemas.validate(result, schemas.spec("result/v1"), "results.json")
-            return dict(result)
-    raise InvalidInput(f"results.json has no result for point '{point}'")
+    schemas.validate(result, schemas.spec("result/v1"), "results.json")
+    return result
 
 
 def provenance(

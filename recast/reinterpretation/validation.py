@@ -4,7 +4,6 @@ quantity with its reference result, within the analysis' tolerance."""
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any
 
 from django.db import transaction
@@ -13,13 +12,12 @@ from django.utils import timezone
 import recast
 from recast.catalogue.models import Analysis
 from recast.core.errors import InvalidInput
+from recast.core.results import compare
 from recast.reinterpretation.inputs import check_point
 from recast.reinterpretation.models import Request, Validation
 from recast.reinterpretation.services import request_submit
 
 logger = logging.getLogger(__name__)
-QUANTITIES = ("cls_obs", "cls_exp", "mu_up_obs", "mu_up_exp")
-SIGMA_NAMES = ["-2 sigma", "-1 sigma", "median", "+1 sigma", "+2 sigma"]
 
 
 def validation_start(analysis: Analysis, enqueue_runs: bool = True) -> Validation:
@@ -42,47 +40,6 @@ def validation_start(analysis: Analysis, enqueue_runs: bool = True) -> Validatio
         return Validation.objects.create(
             analysis=analysis, request=request, platform_version=recast.__version__
         )
-
-
-def flat(name: str, value: Any) -> list[tuple[str, Any]]:
-    if isinstance(value, list):
-        return [
-            (f"{name} ({SIGMA_NAMES[i] if len(value) == 5 else i})", v)
-            for i, v in enumerate(value)
-        ]
-    return [(name, value)]
-
-
-def compare(
-    expected: dict[str, Any], obtained: dict[str, Any], tolerance: dict[str, float]
-) -> list[dict[str, Any]]:
-    """One entry per quantity, with whether it is within the tolerance."""
-    relative, absolute = tolerance.get("relative", 1e-4), tolerance.get("absolute", 0.0)
-    rows = []
-    for key in QUANTITIES:
-        for (name, want), (_, got) in zip(
-            flat(key, expected.get(key)), flat(key, obtained.get(key)), strict=True
-        ):
-            if want is None or got is None:
-                ok = want is got
-                rel = 0.0 if ok else math.inf
-            else:
-                rel = (
-                    abs(got - want) / abs(want)
-                    if want
-                    else (0.0 if got == want else math.inf)
-                )
-                ok = math.isclose(got, want, rel_tol=relative, abs_tol=absolute)
-            rows.append(
-                {
-                    "quantity": name,
-                    "expected": want,
-                    "obtained": got,
-                    "relative": rel,
-                    "ok": ok,
-                }
-            )
-    return rows
 
 
 def number(value: Any) -> str:

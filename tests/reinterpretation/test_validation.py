@@ -10,9 +10,10 @@ from django.contrib.auth.models import User
 
 from recast.catalogue.models import Analysis
 from recast.cli.main import cli
+from recast.core.results import compare
 from recast.reinterpretation.models import Run, Validation
 from recast.reinterpretation.services import run_start, run_succeed
-from recast.reinterpretation.validation import compare, validation_start
+from recast.reinterpretation.validation import validation_start
 from tests.api.conftest import client_for, error
 from tests.conftest import DEMO, WORKFLOWS
 
