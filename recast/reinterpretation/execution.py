@@ -208,9 +208,8 @@ def run_execute(run_id: str) -> str:
         return Status.FAILED
     status = conclude(run, attempt, rundir, outcome, time.monotonic() - started)
     if status == Status.SUCCEEDED:
-        shutil.rmtree(
-            rundir, ignore_errors=True
-        )  # everything worth keeping is archived
+        # Everything worth keeping is in the archive now.
+        shutil.rmtree(rundir, ignore_errors=True)
     return status
 
 

@@ -58,30 +58,29 @@ def request_submit(
             workflow_version=analysis.current_workflow(),
             owner=owner,
             is_scan=len(points) > 1,
+            status=Status.QUEUED,
         )
         for point in points:
             for content in point.new_files.values():
                 blob_store(content)
+        now = timezone.now()
         runs = Run.objects.bulk_create(
             Run(
                 request=request,
                 point=p.point,
                 model_parameters=p.model_parameters,
                 inputs=p.inputs,
+                status=Status.QUEUED,
+                queued_at=now,
             )
             for p in points
         )
         run_ids = [str(run.id) for run in runs]
-        Run.objects.filter(request=request).update(
-            status=Status.QUEUED, queued_at=timezone.now()
-        )
-        Request.objects.filter(id=request.id).update(status=Status.QUEUED)
         if enqueue_runs:
             transaction.on_commit(lambda: enqueue(run_ids))
     logger.info(
         "request %s submitted: %s, %d point(s)", request.id, analysis.slug, len(points)
     )
-    request.refresh_from_db()
     return request
 
 
