@@ -44,7 +44,10 @@ format: venv ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+bench: venv ## run the benchmarks (BENCH=name runs one); figures in var/bench/
+	$(BIN)/python -m benchmarks $(BENCH)
+
 clean: ## remove var/ (database, archives, step environments)
 	rm -rf var
 
-.PHONY: help venv lock setup demo test lint format clean
+.PHONY: help venv lock setup demo test lint format bench clean
