@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from recast.accounts.models import ApiToken
@@ -162,6 +163,15 @@ class RequestListSerializer(serializers.ModelSerializer[Request]):
         return status_counts(request)
 
 
+class RequestPageSerializer(serializers.Serializer[Any]):
+    """One page of requests, as limit/offset pagination returns it."""
+
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = RequestListSerializer(many=True)
+
+
 class RequestDetailSerializer(RequestListSerializer):
     runs = serializers.SerializerMethodField()
     workflow_version = serializers.IntegerField(
@@ -197,8 +207,13 @@ class RequestCreateSerializer(serializers.Serializer[Any]):
     )
 
 
+@extend_schema_field({"type": "string", "format": "binary", "minLength": 1})
+class NonEmptyFileField(serializers.FileField):
+    """A file upload that must hold at least one byte."""
+
+
 class UploadSerializer(serializers.Serializer[Any]):
-    file = serializers.FileField()
+    file = NonEmptyFileField()
 
 
 class UploadedSerializer(serializers.Serializer[Any]):
@@ -216,11 +231,27 @@ class TokenSerializer(serializers.ModelSerializer[ApiToken]):
         fields = ["prefix", "name", "created_at", "expires_at", "last_used_at"]
 
 
+class StrictCharField(serializers.CharField):
+    """A string, and only a string: DRF would turn 0 into "0"."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON integer, and only that: DRF would read "90" and true as numbers."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class TokenCreateSerializer(serializers.Serializer[Any]):
-    name = serializers.CharField(required=False, max_length=100, allow_blank=True)
-    days = serializers.IntegerField(
-        required=False, min_value=1, max_value=3650, default=90
-    )
+    name = StrictCharField(required=False, max_length=100, allow_blank=True)
+    days = StrictIntegerField(required=False, min_value=1, max_value=3650, default=90)
 
 
 class TokenCreatedSerializer(TokenSerializer):

@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from recast.api import views
@@ -48,4 +48,5 @@ urlpatterns = [
     path("tokens/<str:prefix>/", views.TokenRevoke.as_view(), name="token-revoke"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="docs"),
+    re_path(r"", views.NoSuchEndpoint.as_view(), name="no-such-endpoint"),
 ]

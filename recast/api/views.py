@@ -14,7 +14,6 @@ from django.http import FileResponse, HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, permissions, status
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request as HttpRequest
 from rest_framework.response import Response
@@ -23,6 +22,7 @@ from rest_framework.views import APIView
 from recast.accounts.models import ApiToken
 from recast.accounts.services import token_create, token_revoke
 from recast.api import serializers as out
+from recast.api.pagination import StrictLimitOffsetPagination
 from recast.archive.exports import analyses_json
 from recast.catalogue.models import Analysis
 from recast.catalogue.selectors import analysis_get, analysis_list
@@ -31,7 +31,7 @@ from recast.reinterpretation import selectors
 from recast.reinterpretation.exports import TARGETS, request_export
 from recast.reinterpretation.models import Request, Run
 from recast.reinterpretation.services import request_cancel, request_submit
-from recast.reinterpretation.submission import check_size, points_from
+from recast.reinterpretation.submission import SOURCES, check_size, points_from
 from recast.reinterpretation.validation import validation_start
 from recast.storage.services import blob_store
 
@@ -52,7 +52,11 @@ class AnalysisList(generics.ListAPIView[Analysis]):
             ),
             OpenApiParameter("collaboration", str),
             OpenApiParameter("keyword", str),
-            OpenApiParameter("inspire", int, description="INSPIRE record id"),
+            OpenApiParameter(
+                "inspire",
+                {"type": "integer", "minimum": 1},
+                description="INSPIRE record id",
+            ),
             OpenApiParameter("hepdata_doi", str),
         ]
     )
@@ -76,8 +80,8 @@ class AnalysisList(generics.ListAPIView[Analysis]):
             analyses = analyses.filter(
                 pk__in=[a.pk for a in analyses if keyword in map(str.lower, a.keywords)]
             )
-        if params.get("inspire"):
-            if not params["inspire"].isdigit():
+        if "inspire" in params:
+            if not params["inspire"].isdigit() or int(params["inspire"]) < 1:
                 raise InvalidInput("$.inspire: must be an INSPIRE record number")
             analyses = analyses.filter(references__inspire=int(params["inspire"]))
         if params.get("hepdata_doi"):
@@ -121,6 +125,8 @@ class UploadCreate(APIView):
         if upload is None:
             raise InvalidInput("$.file: send the file as the multipart field 'file'")
         content = upload.read()
+        if not content:
+            raise InvalidInput("$.file: the file is empty")
         check_size("file", content)
         blob = blob_store(content)
         return Response(
@@ -134,9 +140,9 @@ class RequestListCreate(APIView):
     parser_classes = [JSONParser, MultiPartParser, FormParser]
     permission_classes = [permissions.IsAuthenticated]
 
-    @extend_schema(responses=out.RequestListSerializer(many=True))
+    @extend_schema(operation_id="requests_list", responses=out.RequestPageSerializer)
     def get(self, request: HttpRequest) -> Response:
-        paginator = LimitOffsetPagination()
+        paginator = StrictLimitOffsetPagination()
         page = paginator.paginate_queryset(
             selectors.request_list(request.user), request, view=self
         )
@@ -149,6 +155,18 @@ class RequestListCreate(APIView):
         responses={201: out.RequestDetailSerializer},
     )
     def post(self, request: HttpRequest) -> Response:
+        if not hasattr(request.data, "items"):
+            raise InvalidInput(
+                "$: the body must be an object with 'analysis' and one source of points"
+            )
+        for name in FILE_FIELDS:
+            given = request.data.get(name) not in (None, "")
+            if given and name not in request.FILES:
+                raise InvalidInput(
+                    f"$.{name}: not received as a file: send it as a multipart file "
+                    "part with a file name (a file name that is not UTF-8 is not "
+                    "understood), or give sha256:<digest> of an upload in 'inputs'"
+                )
         data = {k: v for k, v in request.data.items() if k not in FILE_FIELDS}
         files = {
             name: (f.name, f.read())
@@ -158,6 +176,14 @@ class RequestListCreate(APIView):
         if not data.get("analysis"):
             raise InvalidInput("$.analysis: required: the slug of the analysis")
         analysis = analysis_get(str(data["analysis"]), request.user)
+        if request.content_type.startswith("multipart/") and not any(
+            data.get(name) not in (None, "") or name in files for name in SOURCES
+        ):
+            raise InvalidInput(
+                f"give exactly one of {', '.join(SOURCES)} (got none; a multipart "
+                "part whose field or file name cannot be read, such as a file name "
+                "that is not UTF-8, is dropped)"
+            )
 
         points = points_from(analysis, data, files)
         owner = request.user if isinstance(request.user, User) else None
@@ -348,6 +374,7 @@ class RunLog(APIView):
 class TokenListCreate(APIView):
     """Your API tokens; make a new one (shown once, in this answer only)."""
 
+    parser_classes = [JSONParser]
     permission_classes = [permissions.IsAuthenticated]
 
     @extend_schema(responses=out.TokenSerializer(many=True))
@@ -380,3 +407,20 @@ class TokenRevoke(APIView):
         assert isinstance(request.user, User)  # IsAuthenticated
         token_revoke(request.user, prefix)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema(exclude=True)
+class NoSuchEndpoint(APIView):
+    """Every path under /api/v1/ that no route matches: a 404 in the API's error
+    shape rather than Django's HTML page (a slug with characters a slug cannot
+    have lands here too)."""
+
+    permission_classes = [permissions.AllowAny]
+
+    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        self.request_path = request.path
+        return super().dispatch(request, *args, **kwargs)
+
+    def initial(self, request: HttpRequest, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        raise NotFound(f"no API endpoint at {self.request_path} (see /api/v1/docs/)")

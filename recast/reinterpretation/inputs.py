@@ -11,6 +11,7 @@ import fnmatch
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -19,6 +20,7 @@ from recast.catalogue.loader import file_fields
 from recast.catalogue.models import Analysis
 from recast.core import jsonschema as schemas
 from recast.core.errors import InvalidInput
+from recast.reinterpretation.signals import signal_check
 from recast.storage.models import Blob
 from recast.storage.services import blob_read
 
@@ -87,20 +89,27 @@ def named_patch(analysis: Analysis, name: str) -> tuple[bytes, dict[str, Any]]:
     )
 
 
-def signal_metadata(content: bytes, field_name: str) -> dict[str, Any]:
+def signal_document(content: bytes, field_name: str) -> tuple[Any, Any, dict[str, Any]]:
+    """A signal as read, its JSON Patch operations and its metadata (empty for a
+    bare patch)."""
     try:
         document = json.loads(content)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidInput(f"$.{field_name}: not valid JSON ({exc})") from None
     if isinstance(document, list):
-        return {}
+        return document, document, {}
     if isinstance(document, dict) and isinstance(document.get("patch"), list):
         metadata = document.get("metadata")
-        return metadata if isinstance(metadata, dict) else {}
+        metadata = metadata if isinstance(metadata, dict) else {}
+        return document, document["patch"], metadata
     raise InvalidInput(
         f"$.{field_name}: a signal must be a JSON Patch (a list of operations) "
         "or one patch of a pyhf patchset (an object with 'metadata' and 'patch')"
     )
+
+
+def signal_metadata(content: bytes, field_name: str) -> dict[str, Any]:
+    return signal_document(content, field_name)[2]
 
 
 def model_parameters(metadata: dict[str, Any]) -> dict[str, Any]:
@@ -162,23 +171,39 @@ def likelihood_point(
         stored = {**stored, "signal": sha256_ref(content)}
         name = name or stored["patch"]
     else:
-        metadata = signal_metadata(files["signal"], "signal")
+        document, operations, metadata = signal_document(files["signal"], "signal")
+        signal_check(analysis, document, operations, metadata, "signal")
         name = name or str(metadata.get("name") or "signal")
     return PointInputs(point_name(name), model_parameters(metadata), stored, files)
 
 
-def glob_points(analysis: Analysis, pattern: str) -> list[PointInputs]:
+# Called with the number of points a request would have and the field they
+# come from, before any point is checked; raises if there are too many.
+LimitCheck = Callable[[int, str], None]
+
+
+def no_limit(count: int, field_name: str) -> None:
+    return None
+
+
+def glob_points(
+    analysis: Analysis, pattern: str, limit: LimitCheck = no_limit
+) -> list[PointInputs]:
     """One point per patch of the analysis' patchset whose name matches ``pattern``."""
     names = [
         name for name in patch_names(analysis) if fnmatch.fnmatchcase(name, pattern)
     ]
     if not names:
         raise InvalidInput(f"$.scan: no patch of '{analysis.slug}' matches '{pattern}'")
+    limit(len(names), "scan")
     return [check_point(analysis, {"patch": name}) for name in names]
 
 
 def patchset_points(
-    analysis: Analysis, content: bytes, field_name: str = "patchset"
+    analysis: Analysis,
+    content: bytes,
+    field_name: str = "patchset",
+    limit: LimitCheck = no_limit,
 ) -> list[PointInputs]:
     """One point per patch of an uploaded pyhf patchset."""
     try:
@@ -190,6 +215,7 @@ def patchset_points(
         raise InvalidInput(
             f"$.{field_name}: not a pyhf patchset with at least one patch"
         )
+    limit(len(patches), field_name)
 
     metadata = (
         document.get("metadata") if isinstance(document.get("metadata"), dict) else {}
@@ -210,5 +236,11 @@ def patchset_points(
             "patch": patch.get("patch"),
         }
         signal = json.dumps(single, sort_keys=True).encode()
-        points.append(check_point(analysis, {}, {"signal": signal}))
+        try:
+            points.append(check_point(analysis, {}, {"signal": signal}))
+        except InvalidInput as exc:
+            where = f"$.{field_name}.patches[{index}]"
+            raise InvalidInput(
+                exc.message.replace("$.signal", where, 1), details=exc.details
+            ) from None
     return points

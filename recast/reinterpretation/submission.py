@@ -33,6 +33,18 @@ def check_size(name: str, content: bytes) -> None:
         )
 
 
+def within_limit(count: int, field_name: str) -> None:
+    """Refuse a request with too many points before checking any of them."""
+    limit = settings.RECAST_MAX_POINTS
+    if count > limit:
+        raise InvalidInput(
+            f"$.{field_name}: a request may have at most {limit} points; this one "
+            f"has {count}"
+        )
+    if count == 0:
+        raise InvalidInput(f"$.{field_name}: a request needs at least one point")
+
+
 def json_field(data: dict[str, Any], name: str) -> Any:
     """A field that multipart forms send as a JSON string."""
     value = data.get(name)
@@ -47,6 +59,7 @@ def json_field(data: dict[str, Any], name: str) -> Any:
 def listed_points(analysis: Analysis, points: Any) -> list[PointInputs]:
     if not isinstance(points, list):
         raise InvalidInput("$.points: must be a list of {inputs, name}")
+    within_limit(len(points), "points")
     checked = []
     for index, point in enumerate(points):
         if not isinstance(point, dict) or not isinstance(point.get("inputs"), dict):
@@ -65,6 +78,7 @@ def listed_points(analysis: Analysis, points: Any) -> list[PointInputs]:
 def named_patches(analysis: Analysis, names: Any) -> list[PointInputs]:
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise InvalidInput("$.patches: must be a list of patch names")
+    within_limit(len(names), "patches")
     return [check_point(analysis, {"patch": name}) for name in names]
 
 
@@ -99,17 +113,12 @@ def points_from(
     elif source == "patches":
         points = named_patches(analysis, json_field(data, "patches"))
     elif source == "scan":
-        points = glob_points(analysis, str(data["scan"]))
+        points = glob_points(analysis, str(data["scan"]), within_limit)
     elif source == "signal":
         points = [
             uploaded_signal(analysis, files["signal"][1], files["signal"][0], name)
         ]
     else:
-        points = patchset_points(analysis, files["patchset"][1])
+        points = patchset_points(analysis, files["patchset"][1], limit=within_limit)
 
-    if len(points) > settings.RECAST_MAX_POINTS:
-        raise InvalidInput(
-            f"a request may have at most {settings.RECAST_MAX_POINTS} points; this "
-            f"one has {len(points)}"
-        )
     return points

@@ -22,7 +22,7 @@ from recast.catalogue.models import Analysis
 from recast.catalogue.services import analysis_load
 from recast.engine import environments
 from recast.reinterpretation import execution
-from recast.reinterpretation.inputs import check_point
+from recast.reinterpretation.inputs import PointInputs, check_point, sha256_ref
 from recast.reinterpretation.local import run_locally
 from recast.reinterpretation.models import Run, Status, Step
 from recast.reinterpretation.services import request_submit, run_mark_cancelled
@@ -48,7 +48,10 @@ def direct_pyhf(bkgonly: Path, signal: Path) -> dict[str, Any]:
 
 
 def signal_run(analysis: Analysis, signal: dict[str, Any], name: str) -> Run:
-    point = check_point(analysis, {}, {"signal": json.dumps(signal).encode()}, name)
+    """Run a signal that skipped the submit-time checks (as a signal in an
+    archive made elsewhere would): the steps must refuse it on their own."""
+    content = json.dumps(signal).encode()
+    point = PointInputs(name, {}, {"signal": sha256_ref(content)}, {"signal": content})
     request = request_submit(analysis, [point], enqueue_runs=False)
     run = request.runs.get()
     execution.run_execute(str(run.id))
@@ -188,7 +191,7 @@ def test_a_cancelled_run_is_never_started(demo: Analysis) -> None:
 
 
 @pytest.mark.django_db
-def test_a_patch_for_another_workspace_fails_with_a_message(demo: Analysis) -> None:
+def test_the_patch_step_refuses_a_patch_for_another_workspace(demo: Analysis) -> None:
     signal = example_signal()
     signal["metadata"]["digests"] = {"sha256": "ab" * 32}
 
@@ -206,7 +209,7 @@ def test_a_patch_for_another_workspace_fails_with_a_message(demo: Analysis) -> N
 
 
 @pytest.mark.django_db
-def test_a_signal_without_the_parameter_of_interest_fails_with_a_message(
+def test_the_patch_step_refuses_a_signal_without_the_parameter_of_interest(
     demo: Analysis,
 ) -> None:
     signal = example_signal()
@@ -226,7 +229,7 @@ def test_a_signal_without_the_parameter_of_interest_fails_with_a_message(
 
 
 @pytest.mark.django_db
-def test_a_patch_that_does_not_fit_the_workspace_fails_with_a_message(
+def test_the_patch_step_refuses_a_patch_that_does_not_fit_the_workspace(
     demo: Analysis,
 ) -> None:
     signal = example_signal()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+from typing import Any
 
 import pytest
 
@@ -11,6 +13,17 @@ from recast.core.errors import InvalidInput
 from recast.reinterpretation.inputs import check_point
 from recast.reinterpretation.models import Request
 from recast.storage.models import Blob
+from tests.conftest import DEMO, WORKFLOWS
+
+EXAMPLE = WORKFLOWS / DEMO / "example" / "stop_650_100.json"
+
+
+def example() -> Any:
+    return json.loads(EXAMPLE.read_text())
+
+
+def upload(document: Any) -> dict[str, bytes]:
+    return {"signal": json.dumps(document).encode()}
 
 
 def rejected(
@@ -32,7 +45,7 @@ def test_a_patch_name_becomes_a_signal_with_model_parameters(demo: Analysis) -> 
 
 def test_an_uploaded_signal_is_named_by_its_metadata(demo: Analysis) -> None:
     signal = json.dumps(
-        {"metadata": {"name": "my model", "values": [1]}, "patch": []}
+        {"metadata": {"name": "my model", "values": [1]}, "patch": example()["patch"]}
     ).encode()
     stored = Blob.objects.count()
 
@@ -85,3 +98,58 @@ def test_a_reference_to_an_unknown_upload_is_refused(demo: Analysis) -> None:
 def test_inputs_that_are_not_an_object_are_refused(demo: Analysis) -> None:
     assert rejected(demo, ["patch"]) == "$: the inputs of a point must be a JSON object"
     assert not Request.objects.exists()
+
+
+def test_a_signal_for_another_workspace_is_refused_at_submit(demo: Analysis) -> None:
+    signal = example()
+    signal["metadata"]["digests"] = {"sha256": "ab" * 32}
+
+    assert rejected(demo, {}, upload(signal)) == (
+        "$.signal: this patch was made for another workspace (its "
+        "metadata.digests.sha256 is abababababab…, the background-only workspace "
+        "of 'demo-stop-1l' is 1f340c8de870…)"
+    )
+
+
+def test_a_patch_that_does_not_apply_is_refused_at_submit(demo: Analysis) -> None:
+    signal = example()
+    signal["patch"][0]["path"] = "/channels/7/samples/-"
+
+    assert rejected(demo, {}, upload(signal)).startswith(
+        "$.signal: the patch does not apply to the background-only workspace of "
+        "'demo-stop-1l' ("
+    )
+
+
+def test_a_patch_without_signal_is_refused_at_submit(demo: Analysis) -> None:
+    signal = example()
+    for operation in signal["patch"]:
+        operation["value"]["modifiers"] = [
+            m for m in operation["value"]["modifiers"] if m["name"] != "mu_SIG"
+        ]
+
+    assert rejected(demo, {}, upload(signal)) == (
+        "$.signal: the patch adds no sample with the parameter of interest "
+        "'mu_SIG'; a signal sample must carry a normfactor modifier of that name"
+    )
+
+
+@pytest.mark.parametrize("number", [math.nan, math.inf, -math.inf])
+def test_nan_or_infinity_in_a_histogram_is_refused_at_submit(
+    demo: Analysis, number: float
+) -> None:
+    signal = example()
+    signal["patch"][0]["value"]["data"][1] = number
+
+    assert rejected(demo, {}, upload(signal)) == (
+        "$.signal: the patch holds NaN or infinity at /patch/0/value/data/1; every "
+        "yield and uncertainty must be a finite number"
+    )
+
+
+def test_operations_that_are_not_json_patch_are_refused(demo: Analysis) -> None:
+    assert rejected(demo, {}, upload([{"nothing": 1}])) == (
+        "$.signal: the patch does not apply to the background-only workspace of "
+        "'demo-stop-1l' (Operation does not contain 'op' member); was it made for "
+        "another workspace?"
+    )
