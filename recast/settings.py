@@ -181,11 +181,17 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": [
         "rest_framework.throttling.AnonRateThrottle",
         "rest_framework.throttling.UserRateThrottle",
+        "recast.api.throttling.AddressRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env.string("RECAST_THROTTLE_ANON", "120/minute"),
         "user": env.string("RECAST_THROTTLE_USER", "600/minute"),
+        "address": env.string("RECAST_THROTTLE_ADDRESS", "1200/minute"),
     },
+    # How many proxies in front of the server append to X-Forwarded-For; with
+    # none, the client address is the connection's and the header is ignored
+    # (a client could write anything in it).
+    "NUM_PROXIES": env.integer("RECAST_NUM_PROXIES", 0, minimum=0),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "recast API",

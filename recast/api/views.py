@@ -29,6 +29,7 @@ from recast.catalogue.selectors import analysis_get, analysis_list
 from recast.core.errors import InvalidInput, NotFound
 from recast.reinterpretation import selectors
 from recast.reinterpretation.exports import TARGETS, request_export
+from recast.reinterpretation.idempotency import key_check, request_submit_once
 from recast.reinterpretation.models import Request, Run
 from recast.reinterpretation.services import request_cancel, request_submit
 from recast.reinterpretation.submission import SOURCES, check_size, points_from
@@ -152,7 +153,19 @@ class RequestListCreate(APIView):
 
     @extend_schema(
         request=out.RequestCreateSerializer,
-        responses={201: out.RequestDetailSerializer},
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                OpenApiParameter.HEADER,
+                description="submit at most once: a repeated submit with this key "
+                "answers 200 with the request made the first time",
+            )
+        ],
+        responses={
+            201: out.RequestDetailSerializer,
+            200: out.RequestDetailSerializer,
+        },
     )
     def post(self, request: HttpRequest) -> Response:
         if not hasattr(request.data, "items"):
@@ -185,11 +198,18 @@ class RequestListCreate(APIView):
                 "that is not UTF-8, is dropped)"
             )
 
+        key = request.headers.get("Idempotency-Key")
+        if key is not None:
+            key_check(key)
         points = points_from(analysis, data, files)
         owner = request.user if isinstance(request.user, User) else None
-        created = request_submit(analysis, points, owner=owner)
+        if key is None or owner is None:
+            created, new = request_submit(analysis, points, owner=owner), True
+        else:
+            created, new = request_submit_once(analysis, points, owner, key)
         return Response(
-            out.RequestDetailSerializer(created).data, status=status.HTTP_201_CREATED
+            out.RequestDetailSerializer(created).data,
+            status=status.HTTP_201_CREATED if new else status.HTTP_200_OK,
         )
 
 

@@ -44,9 +44,20 @@ class Request(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     archive_path = models.CharField(max_length=500, blank=True)
     archive_sha256 = models.CharField(max_length=64, blank=True)
+    # The client's Idempotency-Key, and a digest of the points it asked for: a
+    # repeated submit with the same key returns this request instead of a copy.
+    idempotency_key = models.CharField(max_length=200, blank=True)
+    fingerprint = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["-submitted_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner", "idempotency_key"],
+                condition=~models.Q(idempotency_key=""),
+                name="one_request_per_idempotency_key",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"request {self.id} on {self.analysis.slug}"

@@ -40,9 +40,14 @@ def request_submit(
     owner: User | None = None,
     *,
     enqueue_runs: bool = True,
+    idempotency_key: str = "",
+    fingerprint: str = "",
 ) -> Request:
     """Create a request with one run per checked point, then queue the runs once
-    the transaction has committed (a worker must find the rows it is given)."""
+    the transaction has committed (a worker must find the rows it is given).
+
+    Raises IntegrityError when ``owner`` already has a request with
+    ``idempotency_key`` (see recast.reinterpretation.idempotency)."""
     if not points:
         raise InvalidInput("a request needs at least one point")
     names = [p.point for p in points]
@@ -59,6 +64,8 @@ def request_submit(
             owner=owner,
             is_scan=len(points) > 1,
             status=Status.QUEUED,
+            idempotency_key=idempotency_key,
+            fingerprint=fingerprint,
         )
         for point in points:
             for content in point.new_files.values():

@@ -182,3 +182,12 @@ def test_login_writes_a_private_config_file(
     assert logged.returncode == 0, logged.stderr
     assert config.stat().st_mode & 0o777 == 0o600
     assert '"slug": "demo-stop-1l"' in listed.stdout
+
+
+def test_the_server_log_never_holds_the_token(server: dict[str, str]) -> None:
+    # Last in this module: by now the server has made, used and refused tokens.
+    log = (Path(server["RECAST_VAR_DIR"]) / "server.log").read_text()
+    secret = server["RECAST_TOKEN"].rsplit("_", 1)[-1]
+
+    assert '"GET /api/v1/requests/' in log  # the access log is there to search
+    assert secret not in log
