@@ -1,0 +1,101 @@
+"""Real processes for the reliability tests: the web server and Celery workers
+on the test database (PostgreSQL) and a Redis broker database of their own."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from django.conf import settings
+from django.db import connection
+
+from tests.conftest import REPO
+
+REQUIRED = os.environ.get("RECAST_REQUIRE_SERVICES") == "1"
+RECAST = str(Path(sys.executable).with_name("recast"))
+
+
+def require_services() -> None:
+    """Skip without PostgreSQL and Redis, or fail when .ci/run requires them."""
+    missing = ""
+    if not settings.CELERY_BROKER_URL:
+        missing = "CELERY_BROKER_URL is not set"
+    elif connection.vendor != "postgresql":
+        missing = "DATABASE_URL does not point to PostgreSQL"
+    if missing and REQUIRED:
+        pytest.fail(f"RECAST_REQUIRE_SERVICES=1 but {missing}")
+    if missing:
+        pytest.skip(missing)
+
+
+def broker_url(database: int) -> str:
+    """The configured Redis server, on a database index of the test's own."""
+    base = settings.CELERY_BROKER_URL.rsplit("/", 1)[0]
+    return f"{base}/{database}"
+
+
+def service_env(broker: str) -> dict[str, str]:
+    """What a server or worker process needs to share the test's state."""
+    database = connection.settings_dict
+    url = (
+        f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/"
+        f"{database['NAME']}"
+    )
+    return {
+        **os.environ,
+        "DATABASE_URL": url,
+        "CELERY_BROKER_URL": broker,
+        "RECAST_WORK_DIR": str(settings.RECAST_WORK_DIR),
+        "RECAST_ARCHIVE_DIR": str(settings.RECAST_ARCHIVE_DIR),
+        "RECAST_UPLOAD_DIR": str(settings.RECAST_UPLOAD_DIR),
+        "RECAST_ENVS_DIR": str(settings.RECAST_ENVS_DIR),
+        # CI runs as root; these processes run no untrusted code themselves.
+        "C_FORCE_ROOT": "1",
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(
+    env: dict[str, str], log: Path, port: int | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`recast serve` on loopback; returns the process and its URL once it answers."""
+    port = port or free_port()
+    with log.open("ab") as handle:  # the child keeps its own descriptor
+        process = subprocess.Popen(
+            [RECAST, "serve", "--port", str(port)],
+            cwd=REPO,
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"the server exited:\n{log.read_text()}")
+        try:
+            requests.get(f"{url}/api/v1/analyses/", timeout=10)
+            return process, url
+        except requests.RequestException:
+            time.sleep(0.2)
+    raise AssertionError(f"the server did not start:\n{log.read_text()}")
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
