@@ -7,8 +7,11 @@ input rejected. Machine output goes to stdout, messages to stderr.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -184,13 +187,31 @@ def archive() -> None:
     """Run archives."""
 
 
+@contextlib.contextmanager
+def archive_folder(path: Path) -> Iterator[Path]:
+    """The archive at ``path``: a folder, or a downloaded .tar.gz unpacked safely."""
+    if path.is_dir():
+        yield path
+        return
+    from recast.archive.unpack import UnsafeArchive, unpack
+
+    with tempfile.TemporaryDirectory() as scratch:
+        try:
+            folder = unpack(path, Path(scratch))
+        except UnsafeArchive as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_USAGE)
+        yield folder
+
+
 @archive.command("verify")
-@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
 def archive_verify(path: Path) -> None:
-    """Recompute every checksum of the archive at PATH."""
+    """Recompute every checksum of the archive at PATH (a folder or a .tar.gz)."""
     from recast.archive.builder import archive_verify as verify
 
-    problems = verify(path)
+    with archive_folder(path) as folder:
+        problems = verify(folder)
     for problem in problems:
         click.echo(f"{path}: {problem}", err=True)
     if problems:
@@ -393,7 +414,7 @@ def serve(host: str, port: int, workers: int) -> None:
 
 
 @archive.command("rerun")
-@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option(
     "--rtol",
     default=1e-6,
@@ -402,9 +423,8 @@ def serve(host: str, port: int, workers: int) -> None:
 )
 @click.option("--json", "as_json", is_flag=True)
 def archive_rerun(path: Path, rtol: float, as_json: bool) -> None:
-    """Re-run the point archived at PATH from the archive alone and compare."""
-    import tempfile
-
+    """Re-run the point archived at PATH (a folder or a .tar.gz) from the archive
+    alone and compare."""
     django_setup(quiet=True)
     from django.conf import settings
 
@@ -412,9 +432,9 @@ def archive_rerun(path: Path, rtol: float, as_json: bool) -> None:
     from recast.archive.rerun import archive_rerun as rerun
 
     try:
-        with tempfile.TemporaryDirectory() as scratch:
+        with archive_folder(path) as folder, tempfile.TemporaryDirectory() as scratch:
             compared = rerun(
-                path.resolve(), Path(settings.RECAST_ENVS_DIR), Path(scratch) / "run"
+                folder.resolve(), Path(settings.RECAST_ENVS_DIR), Path(scratch) / "run"
             )
     except RerunError as exc:
         click.echo(f"error: {exc}", err=True)
