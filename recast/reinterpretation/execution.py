@@ -69,6 +69,7 @@ class Batch:
 
     claims: list[Claim]
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    init: dict[str, Any] = field(default_factory=dict)
 
     @property
     def version(self) -> WorkflowVersion:
@@ -171,7 +172,7 @@ def provenance(
     }
     shared = batch.record()
     if shared is not None:
-        shared["init"] = relative_init(outcome.init, batch.folder())
+        shared["init"] = relative_init(batch.init, batch.folder())
         record["batch"] = shared
     return record
 
@@ -336,10 +337,10 @@ def batch_execute(batch: Batch) -> dict[str, str]:
                 services.step_record(claim.run_id, claim.attempt, event)
 
     try:
-        init = materialise(batch, rundir / "inputs")
+        batch.init = materialise(batch, rundir / "inputs")
         outcome = runner.execute(
             batch.version.spec,
-            init,
+            batch.init,
             rundir / "workflow",
             executor_for(batch.version),
             observe,

@@ -127,6 +127,10 @@ def test_a_batch_runs_each_step_once_for_all_its_points(
     assert len(set(patch_commands.values())) == 1
     assert all(f"inputs/{p}.json" in patch_commands[POINTS[0]] for p in POINTS)
     assert record(batch, "stop_450_0")["batch"]["points"] == list(POINTS)
+    assert record(batch, "stop_450_0")["batch"]["init"] == {
+        "bkgonly": "inputs/BkgOnly.json",
+        "signals": [f"inputs/{point}.json" for point in POINTS],
+    }
     assert (
         record(batch, "stop_450_0")["batch"]["id"]
         == (record(batch, "stop_650_100")["batch"]["id"])
