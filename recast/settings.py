@@ -6,6 +6,7 @@ With nothing set, the platform runs embedded: a SQLite file and all state under
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
@@ -214,6 +215,11 @@ SPECTACULAR_SETTINGS = {
 CELERY_BROKER_URL = env.string("CELERY_BROKER_URL", "")
 # In-process background runs when no broker is set; `recast serve` turns them on.
 RECAST_INPROCESS_WORKERS = env.integer("RECAST_INPROCESS_WORKERS", 0)
+# How many batches of a scan run at once (Celery worker processes in all, or
+# in-process threads): a scan is cut into twice as many batches.
+RECAST_SCAN_SLOTS = env.integer(
+    "RECAST_SCAN_SLOTS", RECAST_INPROCESS_WORKERS or os.cpu_count() or 1, minimum=1
+)
 CELERY_TASK_ACKS_LATE = True  # a worker killed mid-task leaves the task queued
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # long tasks: take one at a time

@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,65 @@ def manifest_of(folder: Path) -> dict[str, Any]:
         if path.relative_to(folder).as_posix() != MANIFEST
     }
     return {"format": FORMAT, "files": entries}
+
+
+def owners(relative: Path, points: Collection[str]) -> set[str]:
+    """The points a file of a batch's output belongs to: those that name one
+    of its folders or the file itself (with or without its extension)."""
+    names = {part for part in relative.parts}
+    names |= {Path(part).stem for part in relative.parts}
+    return names & set(points)
+
+
+def sliced_document(path: Path, point: str) -> dict[str, Any] | None:
+    """A combined JSON document cut down to ``point``: every list of entries
+    that name their point keeps only this point's. None when ``path`` is not
+    such a document (then it is the batch's and goes in whole)."""
+    if path.suffix != ".json":
+        return None
+    try:
+        document = json.loads(path.read_text())
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(document, dict):
+        return None
+    sliced, cut = dict(document), False
+    for key, value in document.items():
+        if (
+            isinstance(value, list)
+            and value
+            and all(isinstance(v, dict) and "point" in v for v in value)
+        ):
+            sliced[key] = [v for v in value if v["point"] == point]
+            cut = True
+    return sliced if cut else None
+
+
+def point_outputs(
+    stage: Path, prefix: str, point: str, points: Collection[str]
+) -> tuple[dict[str, Path], dict[str, Any]]:
+    """What of a batch's stage folder goes into ``point``'s archive, under
+    ``prefix``: the files named after the point, the combined documents cut
+    down to it, and files of no point in particular; never another point's.
+    Returns the files to copy and the cut-down documents to write."""
+    files: dict[str, Path] = {}
+    documents: dict[str, Any] = {}
+    for path in files_under(stage):
+        relative = path.relative_to(stage)
+        if relative.parts[0] in (".tmp", "__pycache__"):
+            continue
+        belongs = owners(relative, points)
+        target = f"{prefix}/{relative.as_posix()}"
+        if belongs:
+            if point in belongs:
+                files[target] = path
+            continue
+        sliced = sliced_document(path, point)
+        if sliced is None:
+            files[target] = path
+        else:
+            documents[target] = sliced
+    return files, documents
 
 
 def link_or_copy(source: str, target: str) -> None:

@@ -92,12 +92,25 @@ def add_images(crate: ROCrate, record: dict[str, Any]) -> dict[str, Any]:
     return images
 
 
+def batch_note(record: dict[str, Any]) -> str:
+    """How the point's steps were shared; empty when it ran alone."""
+    batch = record.get("batch")
+    if not batch:
+        return ""
+    others = [p for p in batch["points"] if p != record["point"]]
+    return (
+        f"ran in batch {batch['id']}: each step ran once, in one process, for "
+        f"{batch['size']} points, this one and {', '.join(others)}"
+    )
+
+
 def add_steps(
     crate: ROCrate,
     record: dict[str, Any],
     files: dict[str, Any],
     images: dict[str, Any],
 ) -> None:
+    shared = batch_note(record)
     for step in record["steps"]:
         outputs = [
             entity
@@ -115,6 +128,8 @@ def add_steps(
         }
         if step.get("reason"):
             properties["error"] = step["reason"]
+        if shared:
+            properties["disambiguatingDescription"] = shared
         action = crate.add_action(
             images.get(step["image"]),
             identifier=f"#step-{step['name']}",
@@ -163,17 +178,20 @@ def write_crate(folder: Path, record: dict[str, Any]) -> None:
     if (folder / "result.json").exists():
         produced.append("result.json")
     outputs = add_files(crate, folder, produced)
+    properties = {
+        "name": crate.name,
+        "actionStatus": action_status(record["status"]),
+        "startTime": record["started_at"],
+        "endTime": record["finished_at"],
+    }
+    if batch_note(record):
+        properties["disambiguatingDescription"] = batch_note(record)
     crate.add_action(
         workflow,
         identifier=f"#run-{record['run']}",
         object=list(inputs.values()),
         result=[outputs["result.json"]] if "result.json" in outputs else [],
-        properties={
-            "name": crate.name,
-            "actionStatus": action_status(record["status"]),
-            "startTime": record["started_at"],
-            "endTime": record["finished_at"],
-        },
+        properties=properties,
     )
     add_steps(crate, record, outputs, add_images(crate, record))
     (folder / CRATE_FILE).write_text(
@@ -211,6 +229,9 @@ def write_prov(folder: Path, record: dict[str, Any]) -> None:
     document.wasAssociatedWith(run, platform)
     document.used(run, request)
     document.used(run, spec)
+    batch = prov_batch(document, record)
+    if batch is not None:
+        document.wasInformedBy(run, batch)
 
     files = {
         rel: file_entity(document, folder, rel)
@@ -220,8 +241,28 @@ def write_prov(folder: Path, record: dict[str, Any]) -> None:
         if relative.startswith("inputs/"):
             document.used(run, entity)
     for step in record["steps"]:
-        add_prov_step(document, run, step, files)
+        add_prov_step(document, run, step, files, batch)
     (folder / PROV_FILE).write_text(str(document.serialize(format="json", indent=1)))
+
+
+def prov_batch(
+    document: prov.ProvDocument, record: dict[str, Any]
+) -> prov.ProvActivity | None:
+    """The batch the point ran in, as an activity naming its points and runs."""
+    batch = record.get("batch")
+    if not batch:
+        return None
+    return document.activity(
+        f"recast:batch-{batch['id']}",
+        None,
+        None,
+        {
+            "prov:label": batch_note(record),
+            "recast:size": batch["size"],
+            "recast:points": " ".join(batch["points"]),
+            "recast:runs": " ".join(batch["runs"]),
+        },
+    )
 
 
 def file_entity(
@@ -238,6 +279,7 @@ def add_prov_step(
     run: prov.ProvActivity,
     step: dict[str, Any],
     files: dict[str, Any],
+    batch: prov.ProvActivity | None = None,
 ) -> None:
     activity = document.activity(
         f"recast:step-{step['name']}",
@@ -253,6 +295,9 @@ def add_prov_step(
         },
     )
     document.wasInformedBy(activity, run)
+    if batch is not None:
+        # The step's one process served every point of the batch.
+        document.wasInformedBy(activity, batch)
     for relative, entity in files.items():
         if (
             relative.startswith(f"outputs/{step['name']}/")

@@ -128,7 +128,7 @@ def likelihood_add(
         files["patchset"], document = read_patchset(patchset, workspace)
         example = {"patch": document["patches"][0]["metadata"]["name"]}
 
-    _, spec, images, input_schema = template_entry(slug)
+    template, spec, images, input_schema = template_entry(slug)
     document = {
         "schema": "recast/analysis/v1",
         "title": title or f"Published likelihood {slug}",
@@ -141,7 +141,11 @@ def likelihood_add(
             for name, path in (("bkgonly", bkgonly), ("patchset", patchset))
             if path
         },
-        "workflow": {"toplevel": "../public-likelihood", "file": "workflow.yml"},
+        "workflow": {
+            "toplevel": "../public-likelihood",
+            "file": "workflow.yml",
+            **{k: v for k, v in template["workflow"].items() if k == "batch"},
+        },
         "images": [
             {k: i[k] for k in ("name", "tag")}
             | {"recipe": "../public-likelihood/images/pyhf"}
@@ -161,6 +165,7 @@ def likelihood_add(
         spec=spec,
         images=images,
         likelihood=files,
+        batch=loader.read_batch(document, spec, f"{TEMPLATE}/template.yml"),
     )
     analysis, version, _ = analysis_load(entry)
     return analysis, version

@@ -22,6 +22,7 @@ from recast.core.errors import InvalidInput
 ENTRY_FILE = "recast.yml"
 SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,99}")
 ALLOWED_ENVIRONMENTS = {"docker-encapsulated"}
+DEFAULT_BATCH_POINTS = 64
 
 
 @dataclass
@@ -38,17 +39,27 @@ class Entry:
     images: list[dict[str, Any]]
     reference_result: dict[str, Any] = field(default_factory=dict)
     likelihood: dict[str, bytes] = field(default_factory=dict)
+    batch: dict[str, Any] = field(default_factory=dict)
 
     @property
     def digest(self) -> str:
-        return workflow_digest(self.spec, self.images)
+        return workflow_digest(self.spec, self.images, self.batch)
 
 
-def workflow_digest(spec: dict[str, Any], images: list[dict[str, Any]]) -> str:
+def workflow_digest(
+    spec: dict[str, Any],
+    images: list[dict[str, Any]],
+    batch: dict[str, Any] | None = None,
+) -> str:
+    """The digest of what a run executes; the batch declaration counts only
+    when present, so workflows that declare none keep their digests."""
     pinned = [
         {k: image[k] for k in ("name", "tag", "recipe_sha256")} for image in images
     ]
-    canonical = json.dumps({"spec": spec, "images": pinned}, sort_keys=True)
+    content: dict[str, Any] = {"spec": spec, "images": pinned}
+    if batch:
+        content["batch"] = batch
+    canonical = json.dumps(content, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -232,6 +243,46 @@ def read_likelihood(
     return files
 
 
+def init_parameters(spec: dict[str, Any]) -> set[str]:
+    """The init outputs the top-level stages read."""
+    names = set()
+    for stage in spec.get("stages", []):
+        parameters = stage.get("scheduler", {}).get("parameters", [])
+        # yadage's loader turns the mapping into a list of {key, value}.
+        values = (
+            parameters.values()
+            if isinstance(parameters, dict)
+            else [p.get("value") for p in parameters if isinstance(p, dict)]
+        )
+        for value in values:
+            if isinstance(value, dict) and value.get("step") == "init":
+                names.add(str(value.get("output")))
+    return names
+
+
+def read_batch(
+    doc: dict[str, Any], spec: dict[str, Any], source: str
+) -> dict[str, Any]:
+    """The workflow's batch declaration (empty: one point per execution)."""
+    batch: dict[str, Any] = dict(doc["workflow"].get("batch") or {})
+    if not batch:
+        return {}
+    if doc["kind"] != "public-likelihood":
+        # A workflow analysis' point inputs are its init parameters, with no
+        # rule yet for sharing them between points.
+        raise InvalidInput(
+            f"{source}: $.workflow.batch: only public-likelihood analyses can "
+            "run several points in one execution"
+        )
+    if batch["parameter"] not in init_parameters(spec):
+        raise InvalidInput(
+            f"{source}: $.workflow.batch.parameter: no stage reads the init "
+            f"parameter '{batch['parameter']}'"
+        )
+    batch.setdefault("max_points", DEFAULT_BATCH_POINTS)
+    return batch
+
+
 def read_entry(folder: Path, root: Path) -> Entry:
     """Read and check ``folder/recast.yml`` and everything it refers to."""
     source = display(folder / ENTRY_FILE, root)
@@ -253,6 +304,7 @@ def read_entry(folder: Path, root: Path) -> Entry:
     check_steps(spec, images, display(spec_file, root))
 
     input_schema, example_files = read_inputs(doc, folder, root, source)
+    batch = read_batch(doc, spec, source)
     return Entry(
         slug=folder.name,
         folder=folder,
@@ -264,6 +316,7 @@ def read_entry(folder: Path, root: Path) -> Entry:
         images=images,
         reference_result=read_reference(doc, folder, root, source),
         likelihood=read_likelihood(doc, folder, root, source),
+        batch=batch,
     )
 
 

@@ -65,6 +65,12 @@ class WorkflowVersion(models.Model):
     images = models.JSONField(
         help_text="name, tag, recipe folder and recipe hash of each image"
     )
+    batch = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="parameter and max_points when one execution may carry "
+        "several points; empty: one point per execution",
+    )
     is_current = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

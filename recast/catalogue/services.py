@@ -79,6 +79,7 @@ def workflow_version_add(
         digest=digest,
         spec=entry.spec,
         images=entry.images,
+        batch=entry.batch,
     )
     return version, True
 

@@ -402,7 +402,11 @@ def export(request_id: str, target: str, output: Path) -> None:
 @click.option("--host", default="127.0.0.1")
 @click.option("--port", default=8000, type=int)
 @click.option(
-    "--workers", default=2, type=int, help="background runs at once (no broker)"
+    "--workers",
+    default=os.cpu_count() or 1,
+    type=int,
+    help="batches of runs at once, on background threads (no broker); "
+    "default: one per core",
 )
 def serve(host: str, port: int, workers: int) -> None:
     """Start the web server (gunicorn). With no broker configured, requests run

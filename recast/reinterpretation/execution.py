@@ -1,11 +1,22 @@
-"""Execute one run: lay out its inputs, drive the engine, record every step,
-read and check the result, and write the archive."""
+"""Execute runs: claim them, lay out their inputs, drive the engine, record
+every step, read and check each point's result, and write each point's archive.
+
+Runs are executed in batches: one workflow execution whose init parameters
+carry several points, when the workflow version declares that it accepts
+them (``batch`` in its catalogue entry); each step then runs once for the
+whole batch, in one warm process. A batch of one is a plain run. Every point
+is still recorded as if it ran alone: its own Step rows, result, and archive
+(its own inputs, its own outputs or its slice of the batch's documents, the
+batch's logs), with the batch and its other points named in the provenance.
+"""
 
 from __future__ import annotations
 
 import logging
 import shutil
 import time
+import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +24,12 @@ from django.conf import settings
 from django.utils import timezone
 
 import recast
-from recast.archive.builder import archive_write
+from recast.archive.builder import archive_write, point_outputs
 from recast.archive.crate import describe
 from recast.catalogue.loader import recipe_sha256
 from recast.catalogue.models import Analysis, WorkflowVersion
 from recast.core import jsonschema as schemas
-from recast.core.errors import InvalidInput
+from recast.core.errors import Conflict, InvalidInput
 from recast.core.results import point_result
 from recast.engine import runner
 from recast.engine.environments import EnvironmentBuildFailed, image_folder
@@ -30,21 +41,75 @@ from recast.storage.services import blob_path
 
 logger = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 5.0
+# The init parameter that lists a public-likelihood execution's signals, for
+# workflow versions loaded before batch declarations existed.
+SIGNALS = "signals"
 
 
 def executor_for(version: WorkflowVersion) -> LocalExecutor:
     return LocalExecutor(Path(settings.RECAST_ENVS_DIR), version.image_by_name())
 
 
-def materialise(run: Run, analysis: Analysis, inputs_dir: Path) -> dict[str, Any]:
-    """Copy the run's files into ``inputs_dir``; return the init parameters."""
-    inputs_dir.mkdir(parents=True)
+@dataclass
+class Claim:
+    """A run this worker holds, as ``attempt``, and the point's own init."""
+
+    run: Run
+    attempt: int
+    init: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def run_id(self) -> str:
+        return str(self.run.id)
+
+
+@dataclass
+class Batch:
+    """Points executed together: one workflow execution, one work folder."""
+
+    claims: list[Claim]
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    init: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def version(self) -> WorkflowVersion:
+        return self.claims[0].run.request.workflow_version
+
+    @property
+    def analysis(self) -> Analysis:
+        return self.claims[0].run.request.analysis
+
+    def folder(self) -> Path:
+        if len(self.claims) == 1:
+            claim = self.claims[0]
+            return Path(settings.RECAST_WORK_DIR) / f"{claim.run_id}-{claim.attempt}"
+        return Path(settings.RECAST_WORK_DIR) / f"batch-{self.id}"
+
+    def record(self) -> dict[str, Any] | None:
+        """What a point's provenance says about the batch; None for a batch of one."""
+        if len(self.claims) == 1:
+            return None
+        return {
+            "id": self.id,
+            "size": len(self.claims),
+            "points": [c.run.point for c in self.claims],
+            "runs": [c.run_id for c in self.claims],
+        }
+
+
+def materialise_point(
+    claim: Claim, analysis: Analysis, parameter: str, inputs_dir: Path
+) -> dict[str, Any]:
+    """Copy the point's files into ``inputs_dir``; return its init parameters."""
+    inputs_dir.mkdir(parents=True, exist_ok=True)
+    run = claim.run
     if analysis.kind == Analysis.Kind.PUBLIC_LIKELIHOOD:
         bkgonly = inputs_dir / "BkgOnly.json"
-        shutil.copyfile(blob_path(analysis.bkgonly_sha256), bkgonly)
+        if not bkgonly.exists():
+            shutil.copyfile(blob_path(analysis.bkgonly_sha256), bkgonly)
         signal = inputs_dir / f"{run.point}.json"
         shutil.copyfile(blob_path(run.inputs["signal"].removeprefix("sha256:")), signal)
-        return {"bkgonly": str(bkgonly), "signals": [str(signal)]}
+        return {"bkgonly": str(bkgonly), parameter: [str(signal)]}
 
     init: dict[str, Any] = dict(run.inputs)
     for name, value in run.inputs.items():
@@ -52,6 +117,18 @@ def materialise(run: Run, analysis: Analysis, inputs_dir: Path) -> dict[str, Any
             target = inputs_dir / name
             shutil.copyfile(blob_path(value.removeprefix("sha256:")), target)
             init[name] = str(target)
+    return init
+
+
+def materialise(batch: Batch, inputs_dir: Path) -> dict[str, Any]:
+    """Lay out every point's inputs; return the batch's init parameters (the
+    points' own, with the batch parameter's lists joined)."""
+    parameter = str(batch.version.batch.get("parameter", SIGNALS))
+    for claim in batch.claims:
+        claim.init = materialise_point(claim, batch.analysis, parameter, inputs_dir)
+    init = dict(batch.claims[0].init)
+    if len(batch.claims) > 1:
+        init[parameter] = [c.init[parameter][0] for c in batch.claims]
     return init
 
 
@@ -67,17 +144,17 @@ def read_result(outcome: runner.Outcome, point: str) -> dict[str, Any]:
 
 
 def provenance(
-    run: Run, attempt: int, outcome: runner.Outcome, seconds: float
+    claim: Claim, batch: Batch, outcome: runner.Outcome, seconds: float
 ) -> dict[str, Any]:
-    version = run.request.workflow_version
-    return {
-        "run": str(run.id),
+    run, version = claim.run, batch.version
+    record = {
+        "run": claim.run_id,
         "request": str(run.request_id),
-        "attempt": attempt,
+        "attempt": claim.attempt,
         "point": run.point,
         "model_parameters": run.model_parameters,
         "inputs": run.inputs,
-        "analysis": run.request.analysis.slug,
+        "analysis": batch.analysis.slug,
         "workflow": {"version": version.number, "digest": version.digest},
         "images": [
             {k: i[k] for k in ("name", "tag", "recipe_sha256")} for i in version.images
@@ -93,6 +170,11 @@ def provenance(
             event.as_dict() for event in outcome.steps if event.kind != "started"
         ],
     }
+    shared = batch.record()
+    if shared is not None:
+        shared["init"] = relative_init(batch.init, batch.folder())
+        record["batch"] = shared
+    return record
 
 
 def image_recipes(version: WorkflowVersion) -> dict[str, Path]:
@@ -110,107 +192,215 @@ def image_recipes(version: WorkflowVersion) -> dict[str, Path]:
     return recipes
 
 
-def write_archive(run: Run, rundir: Path, documents: dict[str, Any]) -> tuple[str, str]:
-    target = Path(settings.RECAST_ARCHIVE_DIR) / str(run.id)
-    if target.exists():
-        # An earlier attempt archived, then died before recording it.
-        target = target.with_name(f"{run.id}.attempt-{run.attempts}")
-    target.parent.mkdir(parents=True, exist_ok=True)
+def archive_contents(
+    claim: Claim, batch: Batch, rundir: Path
+) -> tuple[dict[str, Path], dict[str, Any]]:
+    """The files (and cut-down documents) of one point's archive. A batch of
+    one keeps everything; in a batch a point keeps its own inputs and outputs,
+    its slice of the combined documents, and the batch's logs."""
     workflow = rundir / "workflow"
-    files = {"inputs": rundir / "inputs", "logs": workflow / "_recast" / "logs"}
-    for stage in sorted(
+    files: dict[str, Path] = {"logs": workflow / "_recast" / "logs"}
+    documents: dict[str, Any] = {}
+    stages = sorted(
         p for p in workflow.iterdir() if p.is_dir() and not p.name.startswith("_")
-    ):
-        files[f"outputs/{stage.name}"] = stage
+    )
+    if len(batch.claims) == 1:
+        files["inputs"] = rundir / "inputs"
+        files.update({f"outputs/{stage.name}": stage for stage in stages})
+    else:
+        for value in claim.init.values():
+            for path in value if isinstance(value, list) else [value]:
+                if isinstance(path, str) and Path(path).is_file():
+                    files[Path(path).relative_to(rundir).as_posix()] = Path(path)
+        points = {c.run.point for c in batch.claims}
+        for stage in stages:
+            own, sliced = point_outputs(
+                stage, f"outputs/{stage.name}", claim.run.point, points
+            )
+            files.update(own)
+            documents.update(sliced)
     snapshot = workflow / "_yadage" / "yadage_snapshot_workflow.json"
     if snapshot.exists():
         files["yadage/yadage_snapshot_workflow.json"] = snapshot
-    files.update(image_recipes(run.request.workflow_version))
-    spec = run.request.workflow_version.spec
+    files.update(image_recipes(batch.version))
+    return files, documents
+
+
+def write_archive(
+    claim: Claim, batch: Batch, rundir: Path, documents: dict[str, Any]
+) -> tuple[str, str]:
+    run = claim.run
+    target = Path(settings.RECAST_ARCHIVE_DIR) / str(run.id)
+    if target.exists():
+        # An earlier attempt archived, then died before recording it.
+        target = target.with_name(f"{run.id}.attempt-{claim.attempt}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    files, sliced = archive_contents(claim, batch, rundir)
+    if sliced:
+        documents["run.json"]["batch"]["sliced"] = sorted(sliced)
+    spec = batch.version.spec
     digest = archive_write(
         target,
         files,
-        documents,
+        {**sliced, **documents},
         lambda folder: describe(folder, documents["run.json"], spec),
     )
     return str(target), digest
 
 
 class Heartbeat:
-    """Renews the run's lease while the engine polls it, and tells the engine
-    to stop when the run was cancelled or another worker took it over."""
+    """Renews the leases of a batch's runs while the engine polls it, and
+    tells the engine to stop once none is held any more (each was cancelled
+    or taken over by another worker); the others go on meanwhile."""
 
-    def __init__(self, run_id: str, attempt: int) -> None:
-        self.run_id, self.attempt = run_id, attempt
+    def __init__(self, claims: list[Claim]) -> None:
+        self.held = {c.run_id: c.attempt for c in claims}
         self.last = time.monotonic()
-        self.lost = False
 
     def stopped(self) -> bool:
-        if self.lost or time.monotonic() - self.last < HEARTBEAT_SECONDS:
-            return self.lost
+        if not self.held or time.monotonic() - self.last < HEARTBEAT_SECONDS:
+            return not self.held
         self.last = time.monotonic()
-        self.lost = not services.run_heartbeat(self.run_id, self.attempt)
-        return self.lost
+        kept = services.runs_heartbeat(self.held)
+        self.held = {r: a for r, a in self.held.items() if r in kept}
+        return not self.held
+
+    def holds(self, claim: Claim) -> bool:
+        return claim.run_id in self.held
+
+
+def claim_runs(run_ids: list[str]) -> tuple[list[Claim], dict[str, str]]:
+    """Start each run that is queued (or silent); the others keep their status."""
+    claims, statuses = [], {}
+    for run_id in run_ids:
+        attempt = services.run_start(run_id, settings.RECAST_BACKEND)
+        if attempt is None:
+            status = (
+                Run.objects.filter(id=run_id).values_list("status", flat=True).first()
+            )
+            if status is None:
+                logger.warning("run %s does not exist; its task is dropped", run_id)
+            statuses[run_id] = str(status or "missing")
+            continue
+        run = Run.objects.select_related(
+            "request__analysis", "request__workflow_version"
+        ).get(id=run_id)
+        claims.append(Claim(run, attempt))
+    return claims, statuses
+
+
+def batches_of(claims: list[Claim]) -> list[Batch]:
+    """Claims that may share an execution: one request (so one workflow version
+    and one likelihood) whose workflow accepts several points."""
+    groups: dict[Any, list[Claim]] = {}
+    for claim in claims:
+        groups.setdefault(claim.run.request_id, []).append(claim)
+    batches = []
+    for group in groups.values():
+        version = group[0].run.request.workflow_version
+        size = int(version.batch.get("max_points", 1)) if version.batch else 1
+        batches += [Batch(group[i : i + size]) for i in range(0, len(group), size)]
+    return batches
+
+
+def runs_execute(run_ids: list[str]) -> dict[str, str]:
+    """Execute those of ``run_ids`` that are queued, or running but silent past
+    their lease (their worker died): safe to call twice, and by several
+    workers at once. Returns each run's final status (or its status as found)."""
+    claims, statuses = claim_runs(run_ids)
+    for batch in batches_of(claims):
+        statuses.update(batch_execute(batch))
+    return statuses
 
 
 def run_execute(run_id: str) -> str:
-    """Run ``run_id`` if it is queued; safe to call twice. Returns its final status."""
-    attempt = services.run_start(run_id, settings.RECAST_BACKEND)
-    if attempt is None:
-        status = Run.objects.filter(id=run_id).values_list("status", flat=True).first()
-        if status is None:
-            logger.warning("run %s does not exist; its task is dropped", run_id)
-            return "missing"
-        return str(status)
-    run = Run.objects.select_related(
-        "request__analysis", "request__workflow_version"
-    ).get(id=run_id)
-    rundir = Path(settings.RECAST_WORK_DIR) / f"{run.id}-{attempt}"
+    """Run ``run_id`` alone if it is queued; safe to call twice. Returns its status."""
+    return runs_execute([run_id])[run_id]
+
+
+def batch_execute(batch: Batch) -> dict[str, str]:
+    rundir = batch.folder()
     shutil.rmtree(rundir, ignore_errors=True)
     started = time.monotonic()
     logger.info(
-        "run %s (%s, point %s) attempt %d started",
-        run.id,
-        run.request.analysis.slug,
-        run.point,
-        attempt,
+        "batch %s (%s, %d point(s): %s) started",
+        batch.id,
+        batch.analysis.slug,
+        len(batch.claims),
+        ", ".join(f"{c.run.point} attempt {c.attempt}" for c in batch.claims),
     )
+    beat = Heartbeat(batch.claims)
 
     def observe(event: StepEvent) -> None:
-        services.step_record(run_id, attempt, event)
-
-    beat = Heartbeat(run_id, attempt)
+        for claim in batch.claims:
+            if beat.holds(claim):
+                services.step_record(claim.run_id, claim.attempt, event)
 
     try:
-        init = materialise(run, run.request.analysis, rundir / "inputs")
+        batch.init = materialise(batch, rundir / "inputs")
         outcome = runner.execute(
-            run.request.workflow_version.spec,
-            init,
+            batch.version.spec,
+            batch.init,
             rundir / "workflow",
-            executor_for(run.request.workflow_version),
+            executor_for(batch.version),
             observe,
             beat.stopped,
             timeout=settings.RECAST_STEP_TIMEOUT,
         )
     except EnvironmentBuildFailed as exc:
-        services.run_fail(
-            run_id, attempt, f"the step environment could not be built: {exc}"
-        )
-        return Status.FAILED
+        return fail_all(batch, f"the step environment could not be built: {exc}")
     except Exception:
         # The requester gets a plain message; the operator gets the traceback.
-        logger.exception("run %s attempt %d: internal error", run_id, attempt)
-        services.run_fail(
-            run_id,
-            attempt,
-            "internal error in the platform; the operators have the details",
+        logger.exception("batch %s: internal error", batch.id)
+        return fail_all(
+            batch, "internal error in the platform; the operators have the details"
         )
-        return Status.FAILED
-    status = conclude(run, attempt, rundir, outcome, time.monotonic() - started)
-    if status == Status.SUCCEEDED:
-        # Everything worth keeping is in the archive now.
+    if splittable(batch, outcome, beat):
+        return split(batch, rundir, outcome)
+
+    seconds = time.monotonic() - started
+    statuses = {}
+    for claim in batch.claims:
+        statuses[claim.run_id] = conclude(claim, batch, beat, rundir, outcome, seconds)
+    if all(s == Status.SUCCEEDED for s in statuses.values()):
+        # Everything worth keeping is in the archives now.
         shutil.rmtree(rundir, ignore_errors=True)
-    return status
+    return statuses
+
+
+def fail_all(batch: Batch, reason: str) -> dict[str, str]:
+    for claim in batch.claims:
+        services.run_fail(claim.run_id, claim.attempt, reason)
+    return {c.run_id: Status.FAILED for c in batch.claims}
+
+
+def splittable(batch: Batch, outcome: runner.Outcome, beat: Heartbeat) -> bool:
+    """A step that failed for a batch may have failed for one bad point: the
+    batch is then run again in halves, until the bad points fail alone. Not
+    for a step stopped by its time limit (the halves would time out too)."""
+    failed = [e for e in outcome.steps if e.kind == "failed"]
+    return (
+        outcome.status == "failed"
+        and len(batch.claims) > 1
+        and bool(failed)
+        and "timed out" not in failed[0].reason
+        and len(beat.held) > 0
+    )
+
+
+def split(batch: Batch, rundir: Path, outcome: runner.Outcome) -> dict[str, str]:
+    logger.info(
+        "batch %s failed at step %s; running its %d points again in halves",
+        batch.id,
+        outcome.failed_step,
+        len(batch.claims),
+    )
+    shutil.rmtree(rundir, ignore_errors=True)
+    middle = len(batch.claims) // 2
+    statuses = {}
+    for half in (batch.claims[:middle], batch.claims[middle:]):
+        statuses.update(batch_execute(Batch(half)))
+    return statuses
 
 
 def relative_init(init: dict[str, Any], rundir: Path) -> dict[str, Any]:
@@ -226,34 +416,69 @@ def relative_init(init: dict[str, Any], rundir: Path) -> dict[str, Any]:
     return {name: relative(value) for name, value in init.items()}
 
 
-def conclude(
-    run: Run, attempt: int, rundir: Path, outcome: runner.Outcome, seconds: float
-) -> str:
-    if outcome.status == "cancelled":
-        return Status.CANCELLED
-    result: dict[str, Any] | None = None
-    if outcome.status == "succeeded":
-        try:
-            result = read_result(outcome, run.point)
-        except InvalidInput as exc:
-            outcome.status, outcome.reason = "failed", exc.message
+def point_outcome(
+    claim: Claim, outcome: runner.Outcome
+) -> tuple[runner.Outcome, dict[str, Any] | None]:
+    """The point's own view of the batch's outcome, and its result if it has
+    one. A point whose fit failed is a failed run, whatever its neighbours did."""
+    mine = runner.Outcome(
+        outcome.status,
+        outcome.reason,
+        outcome.failed_step,
+        outcome.steps,
+        outcome.snapshot,
+        claim.init,
+    )
+    if outcome.status != "succeeded":
+        return mine, None
+    try:
+        result = read_result(outcome, claim.run.point)
+    except InvalidInput as exc:
+        mine.status, mine.reason = "failed", exc.message
+        return mine, None
+    if result["fit"]["status"] == "failed":
+        mine.status, mine.reason = "failed", f"fit failed: {result['fit']['message']}"
+        mine.failed_step = "fit"
+    return mine, result
 
-    documents = {"run.json": provenance(run, attempt, outcome, seconds)}
-    documents["run.json"]["init"] = relative_init(outcome.init, rundir)
+
+def conclude(
+    claim: Claim,
+    batch: Batch,
+    beat: Heartbeat,
+    rundir: Path,
+    outcome: runner.Outcome,
+    seconds: float,
+) -> str:
+    run_id = claim.run_id
+    if outcome.status == "cancelled" or not services.run_heartbeat(
+        run_id, claim.attempt
+    ):
+        # Cancelled, or taken over by another worker: this attempt records nothing.
+        return str(Run.objects.values_list("status", flat=True).get(id=run_id))
+    mine, result = point_outcome(claim, outcome)
+
+    documents = {"run.json": provenance(claim, batch, mine, seconds)}
+    documents["run.json"]["init"] = relative_init(claim.init, rundir)
     if result is not None:
         documents["result.json"] = result
-    path, digest = write_archive(run, rundir, documents)
-    if result is None:
+    path, digest = write_archive(claim, batch, rundir, documents)
+    if mine.status != "succeeded":
         services.run_fail(
-            str(run.id), attempt, outcome.reason, outcome.failed_step, path
+            run_id, claim.attempt, mine.reason, mine.failed_step, path, result
         )
         logger.info(
             "run %s failed after %.1f s: %s",
-            run.id,
+            run_id,
             seconds,
-            outcome.reason.splitlines()[0],
+            mine.reason.splitlines()[0] if mine.reason else "",
         )
         return Status.FAILED
-    services.run_succeed(str(run.id), attempt, result, path, digest)
-    logger.info("run %s succeeded in %.1f s", run.id, seconds)
+    assert result is not None
+    try:
+        services.run_succeed(run_id, claim.attempt, result, path, digest)
+    except Conflict:
+        # Cancelled (or taken over) between the check above and now.
+        return str(Run.objects.values_list("status", flat=True).get(id=run_id))
+    logger.info("run %s succeeded in %.1f s", run_id, seconds)
     return Status.SUCCEEDED

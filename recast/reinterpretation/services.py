@@ -153,6 +153,23 @@ def run_heartbeat(run_id: str, attempt: int) -> bool:
     )
 
 
+def runs_heartbeat(held: dict[str, int]) -> set[str]:
+    """Renew the leases of several runs, each held by its attempt; return the
+    runs still held (a cancelled or taken-over one is not)."""
+    now = timezone.now()
+    for attempt in set(held.values()):
+        ids = [run_id for run_id, a in held.items() if a == attempt]
+        Run.objects.filter(id__in=ids, status=Status.RUNNING, attempts=attempt).update(
+            heartbeat_at=now
+        )
+    rows = Run.objects.filter(id__in=list(held), status=Status.RUNNING)
+    return {
+        str(run_id)
+        for run_id, attempts in rows.values_list("id", "attempts")
+        if held[str(run_id)] == attempts
+    }
+
+
 def run_finish(run_id: str, attempt: int, **fields: Any) -> bool:
     """End a run held by ``attempt``; False (and nothing written) otherwise."""
     moved = Run.objects.filter(
@@ -205,8 +222,14 @@ def run_succeed(
 
 
 def run_fail(
-    run_id: str, attempt: int, reason: str, step: str = "", archive_path: str = ""
+    run_id: str,
+    attempt: int,
+    reason: str,
+    step: str = "",
+    archive_path: str = "",
+    result: dict[str, Any] | None = None,
 ) -> None:
+    """Record a failure; ``result`` keeps a flagged result (a failed fit)."""
     run_finish(
         run_id,
         attempt,
@@ -214,6 +237,7 @@ def run_fail(
         error=reason,
         failed_step=step,
         archive_path=archive_path,
+        result=result,
     )
 
 

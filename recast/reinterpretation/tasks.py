@@ -24,6 +24,20 @@ def run_execute(run_id: str) -> str:
     return execution.run_execute(run_id)
 
 
+# Celery ships no type information; the task body is typed. One task per
+# batch; with acks_late and a prefetch of one (settings), a worker killed
+# mid-batch leaves it queued, and the redelivered task takes over its runs
+# once their leases have lapsed.
+@app.task(  # type: ignore[untyped-decorator]
+    name="recast.runs_execute",
+    acks_late=True,
+    time_limit=SIX_HOURS,
+    soft_time_limit=SIX_HOURS - 60,
+)
+def runs_execute(run_ids: list[str]) -> dict[str, str]:
+    return execution.runs_execute(run_ids)
+
+
 # Celery ships no type information; the task body is typed.
 @app.task(name="recast.runs_requeue_stale", time_limit=300)  # type: ignore[untyped-decorator]
 def runs_requeue_stale() -> list[str]:

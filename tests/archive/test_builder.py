@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from pathlib import Path
 
 import pytest
 
-from recast.archive.builder import ArchiveError, archive_verify, archive_write
+from recast.archive.builder import (
+    ArchiveError,
+    archive_verify,
+    archive_write,
+    point_outputs,
+)
 
 
 @pytest.fixture
@@ -88,3 +94,30 @@ def test_a_failed_write_leaves_nothing_behind(tmp_path: Path) -> None:
 
     assert not target.exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_point_of_a_batch_keeps_its_own_outputs_and_its_slice_of_the_rest(
+    tmp_path: Path,
+) -> None:
+    stage = tmp_path / "fit"
+    for point in ("a_1", "b_2"):
+        (stage / "points" / point).mkdir(parents=True)
+        (stage / "points" / point / "fit.json").write_text("{}")
+        (stage / f"{point}.png").write_bytes(b"png")
+    (stage / "fits.json").write_text(
+        json.dumps({"backend": "jax", "fits": [{"point": "a_1"}, {"point": "b_2"}]})
+    )
+    (stage / "summary.txt").write_text("the batch's own")
+    (stage / ".tmp").mkdir()
+    (stage / ".tmp" / "scratch").write_text("")
+
+    files, documents = point_outputs(stage, "outputs/fit", "a_1", {"a_1", "b_2"})
+
+    assert sorted(files) == [
+        "outputs/fit/a_1.png",
+        "outputs/fit/points/a_1/fit.json",
+        "outputs/fit/summary.txt",
+    ]
+    assert documents == {
+        "outputs/fit/fits.json": {"backend": "jax", "fits": [{"point": "a_1"}]}
+    }

@@ -64,6 +64,10 @@ def test_a_parameter_read_from_init_must_be_declared_in_the_input_schema(
             "{step: init, output: signals}", "{step: init, output: signalz}"
         )
     )
+    entry = workflows_copy / DEMO / "recast.yml"
+    entry.write_text(
+        entry.read_text().replace("parameter: signals", "parameter: signalz")
+    )
 
     assert errors(lint(workflows_copy / DEMO)) == [
         (

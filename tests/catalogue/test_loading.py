@@ -224,3 +224,51 @@ def test_a_request_keeps_its_workflow_version(workflows_copy: Path) -> None:
     request.refresh_from_db()
     assert request.workflow_version.number == 1
     assert analysis.current_workflow().number == 2
+
+
+@pytest.mark.django_db
+def test_a_workflow_that_takes_several_points_declares_its_batch(
+    workflows_copy: Path,
+) -> None:
+    catalogue_load(workflows_copy, [DEMO])
+
+    version = WorkflowVersion.objects.get(analysis__slug=DEMO)
+    assert version.batch == {"parameter": "signals", "max_points": 64}
+
+
+@pytest.mark.django_db
+def test_a_batch_parameter_no_stage_reads_is_refused(workflows_copy: Path) -> None:
+    edit_entry(
+        workflows_copy,
+        {
+            "workflow": {
+                "toplevel": "../public-likelihood",
+                "file": "workflow.yml",
+                "batch": {"parameter": "signal_files"},
+            }
+        },
+    )
+
+    assert only_error(workflows_copy) == (
+        "workflows/demo-stop-1l/recast.yml: $.workflow.batch.parameter: no stage "
+        "reads the init parameter 'signal_files'"
+    )
+
+
+@pytest.mark.django_db
+def test_a_batch_of_zero_points_is_refused(workflows_copy: Path) -> None:
+    edit_entry(
+        workflows_copy,
+        {
+            "workflow": {
+                "toplevel": "../public-likelihood",
+                "file": "workflow.yml",
+                "batch": {"parameter": "signals", "max_points": 0},
+            }
+        },
+    )
+
+    assert only_error(workflows_copy) == (
+        "workflows/demo-stop-1l/recast.yml: $.workflow.batch.max_points: 0 is "
+        "less than the minimum of 1"
+    )

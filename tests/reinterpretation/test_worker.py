@@ -4,12 +4,14 @@ submitted to PostgreSQL. Needs CELERY_BROKER_URL and DATABASE_URL (set by
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -109,19 +111,26 @@ def wait_for(run_ids: list[str]) -> list[Run]:
     )
 
 
-def test_a_worker_process_runs_a_two_point_scan(
-    demo: Analysis, worker: subprocess.Popen[bytes]
+def test_a_worker_process_runs_a_batched_scan(
+    demo: Analysis, worker: subprocess.Popen[bytes], settings: Any
 ) -> None:
-    points = [
-        check_point(demo, {"patch": name}) for name in ("stop_450_0", "stop_850_300")
-    ]
+    # One slot: the three points go out as two batches (two points and one),
+    # which the worker's two processes take at once.
+    settings.RECAST_SCAN_SLOTS = 1
+    names = ("stop_450_0", "stop_650_100", "stop_850_300")
+    points = [check_point(demo, {"patch": name}) for name in names]
 
     request = request_submit(demo, points)
     runs = wait_for([str(run.id) for run in request.runs.all()])
     request.refresh_from_db()
+    batches = [
+        json.loads(Path(run.archive_path, "run.json").read_text()).get("batch")
+        for run in runs
+    ]
 
     assert [(run.point, run.status) for run in runs] == [
         ("stop_450_0", "succeeded"),
+        ("stop_650_100", "succeeded"),
         ("stop_850_300", "succeeded"),
     ]
     assert runs[0].result["excluded"] is True
@@ -129,5 +138,10 @@ def test_a_worker_process_runs_a_two_point_scan(
         run.attempts == 1 and Path(run.archive_path, "manifest.json").exists()
         for run in runs
     )
+    assert [b and b["points"] for b in batches] == [
+        ["stop_450_0", "stop_650_100"],
+        ["stop_450_0", "stop_650_100"],
+        None,
+    ]
     assert request.status == "succeeded"
     assert worker.poll() is None
