@@ -4,6 +4,7 @@ one takes a minute."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -58,3 +59,20 @@ def queued(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     sent: list[str] = []
     monkeypatch.setattr("recast.reinterpretation.dispatch.dispatch", sent.extend)
     return sent
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> Any:
+    """A real Docker engine (dockerd started if none runs) with the catalogued
+    step images built (`make images`; skipped quickly when they are)."""
+    from recast.engine.dockerd import EngineUnavailable, engine_ensure
+    from recast.engine.images import catalogued_recipes, images_ensure
+
+    try:
+        client = engine_ensure(REPO / "var" / "images" / "dockerd.log")
+    except EngineUnavailable as exc:
+        if os.environ.get("RECAST_REQUIRE_SERVICES") == "1":
+            pytest.fail(f"RECAST_REQUIRE_SERVICES=1 but {exc}")
+        pytest.skip(str(exc))
+    images_ensure(client, catalogued_recipes(WORKFLOWS), REPO / "var" / "images")
+    return client

@@ -21,8 +21,11 @@ from recast.core import jsonschema as schemas
 from recast.core.errors import InvalidInput
 from recast.core.results import point_result
 from recast.engine import runner
+from recast.engine.backend import Executor
+from recast.engine.docker import DockerExecutor
 from recast.engine.environments import EnvironmentBuildFailed, image_folder
 from recast.engine.events import StepEvent
+from recast.engine.kubernetes import KubernetesConfig, KubernetesExecutor
 from recast.engine.local import LocalExecutor
 from recast.reinterpretation import services
 from recast.reinterpretation.models import Run, Status
@@ -32,8 +35,31 @@ logger = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 5.0
 
 
-def executor_for(version: WorkflowVersion) -> LocalExecutor:
-    return LocalExecutor(Path(settings.RECAST_ENVS_DIR), version.image_by_name())
+def executor_for(run: Run, rundir: Path) -> Executor:
+    """The executor of RECAST_BACKEND; container backends see ``rundir``
+    (the run's inputs and work folders) read-only, and label what they start
+    with the run's ids."""
+    images = run.request.workflow_version.image_by_name()
+    labels = {"recast.io/request": str(run.request_id), "recast.io/run": str(run.id)}
+    memory_mb, cpus = settings.RECAST_STEP_MEMORY_MB, settings.RECAST_STEP_CPUS
+    if settings.RECAST_BACKEND == "docker":
+        return DockerExecutor(images, rundir, memory_mb, cpus, labels)
+    if settings.RECAST_BACKEND == "kubernetes":
+        return KubernetesExecutor(
+            images,
+            rundir,
+            KubernetesConfig(
+                namespace=settings.RECAST_K8S_NAMESPACE,
+                workspace_claim=settings.RECAST_K8S_WORKSPACE_CLAIM,
+                workspace_root=settings.RECAST_K8S_WORKSPACE_ROOT,
+                registry=settings.RECAST_K8S_REGISTRY,
+                ttl_seconds=settings.RECAST_K8S_JOB_TTL,
+                labels=labels,
+            ),
+            memory_mb,
+            cpus,
+        )
+    return LocalExecutor(Path(settings.RECAST_ENVS_DIR), images)
 
 
 def materialise(run: Run, analysis: Analysis, inputs_dir: Path) -> dict[str, Any]:
@@ -187,7 +213,7 @@ def run_execute(run_id: str) -> str:
             run.request.workflow_version.spec,
             init,
             rundir / "workflow",
-            executor_for(run.request.workflow_version),
+            executor_for(run, rundir),
             observe,
             beat.stopped,
             timeout=settings.RECAST_STEP_TIMEOUT,
