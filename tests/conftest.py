@@ -76,3 +76,35 @@ def docker_engine() -> Any:
         pytest.skip(str(exc))
     images_ensure(client, catalogued_recipes(WORKFLOWS), REPO / "var" / "images")
     return client
+
+
+@pytest.fixture(scope="session")
+def kubernetes_validate() -> Any:
+    """Check Kubernetes objects against the OpenAPI schemas of a current
+    release (strict: unknown fields are errors). Returns a function of a YAML
+    file that gives (exit code, output). The tool lives in its own virtual
+    environment, built once from deploy/tools.txt."""
+    import hashlib
+    import subprocess
+    import sys
+
+    pins = REPO / "deploy" / "tools.txt"
+    digest = hashlib.sha256(pins.read_bytes()).hexdigest()[:12]
+    tool = REPO / "var" / "tools" / f"kubernetes-validate-{digest}"
+    binary = tool / "bin" / "kubernetes-validate"
+    if not binary.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(tool)], check=True)
+        subprocess.run(
+            [str(tool / "bin" / "pip"), "install", "-q", "-r", str(pins)], check=True
+        )
+
+    def validate(path: Path) -> tuple[int, str]:
+        done = subprocess.run(
+            [str(binary), "--strict", "--no-warn", str(path)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return done.returncode, done.stdout + done.stderr
+
+    return validate

@@ -12,6 +12,7 @@ new build and an unchanged one is skipped.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import shutil
 import subprocess
@@ -37,6 +38,7 @@ BASE_IMAGE = "recast/debian-python:bookworm"
 BASE_PACKAGES = "python3,python3-venv"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 RECIPE_LABEL = "org.recast.recipe-sha256"
+IGNORED = shutil.ignore_patterns("__pycache__", "*.egg-info", "build")
 # The step images' Python: bookworm's python3 is 3.11 on x86-64 with glibc
 # 2.36. pip matches platform tags exactly (it widens only the old manylinux
 # aliases), so every manylinux_2_Y the base can run is named.
@@ -145,8 +147,11 @@ def wheels_download(recipe: Recipe, wheels: Path) -> None:
     requirements = recipe.folder / "requirements.txt"
     if requirements.exists():
         wanted += ["-r", str(requirements)]
-    if not wanted:
-        return
+    if wanted:
+        pip_download(wanted, wheels)
+
+
+def pip_download(wanted: list[str], wheels: Path) -> None:
     subprocess.run(
         [
             sys.executable,
@@ -171,28 +176,42 @@ def image_build(
     (a copy: the recipe folder itself stays as its hash says)."""
     with tempfile.TemporaryDirectory(dir=wheels.parent) as scratch:
         context = Path(scratch) / "context"
-        shutil.copytree(
-            recipe.folder,
-            context,
-            ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "build"),
-        )
+        shutil.copytree(recipe.folder, context, ignore=IGNORED)
         shutil.copytree(wheels, context / "wheels")
-        try:
-            _, output = client.images.build(
-                path=str(context),
-                tag=f"{recipe.name}:{recipe.recipe_tag}",
-                buildargs={"BASE": BASE_IMAGE},
-                labels={RECIPE_LABEL: recipe.sha256},
-                network_mode="none",
-                rm=True,
-                forcerm=True,
-            )
-        except docker.errors.BuildError as exc:
-            log.write_text(build_text(exc.build_log))
-            raise SystemExit(
-                f"building {recipe.name}:{recipe.tag} failed ({exc.msg}); see {log}"
-            ) from None
-        log.write_text(build_text(output))
+        build(
+            client,
+            context,
+            f"{recipe.name}:{recipe.recipe_tag}",
+            log,
+            f"{recipe.name}:{recipe.tag}",
+            {RECIPE_LABEL: recipe.sha256},
+        )
+
+
+def build(
+    client: docker.DockerClient,
+    context: Path,
+    reference: str,
+    log: Path,
+    label: str,
+    labels: dict[str, str] | None = None,
+) -> None:
+    """The legacy builder, through the SDK: the docker CLI first on PATH here
+    has no buildx, and BuildKit is not needed for these recipes."""
+    try:
+        _, output = client.images.build(
+            path=str(context),
+            tag=reference,
+            buildargs={"BASE": BASE_IMAGE},
+            labels=labels or {},
+            network_mode="none",
+            rm=True,
+            forcerm=True,
+        )
+    except docker.errors.BuildError as exc:
+        log.write_text(build_text(exc.build_log))
+        raise SystemExit(f"building {label} failed ({exc.msg}); see {log}") from None
+    log.write_text(build_text(output))
 
 
 def build_text(output: Any) -> str:
@@ -228,10 +247,83 @@ def images_ensure(client: docker.DockerClient, recipes: list[Recipe], var: Path)
     return built
 
 
+PLATFORM_IMAGE = "recast/platform"
+PLATFORM_SOURCES = [
+    "recast",
+    "workflows",
+    "specs",
+    "frontend",
+    "manage.py",
+    "pyproject.toml",
+    "requirements.lock",
+    "README.md",
+]
+
+
+def platform_build(client: docker.DockerClient, repo: Path, var: Path) -> str:
+    """The platform's image (deploy/Dockerfile) FROM BASE_IMAGE, tagged with
+    the platform's version and the hash of what goes into it."""
+    digest = hashlib.sha256()
+    for name in [*PLATFORM_SOURCES, "deploy/Dockerfile"]:
+        digest.update(
+            recipe_sha256(repo / name).encode()
+            if (repo / name).is_dir()
+            else (repo / name).read_bytes()
+        )
+    reference = f"{PLATFORM_IMAGE}:{recipe_tag(digest.hexdigest())}"
+    if exists(client, reference):
+        print(f"{reference} is built", flush=True)
+        return reference
+
+    wheels = var / "wheels" / "platform"
+    wheels.mkdir(parents=True, exist_ok=True)
+    # Some of the platform's pins exist only as source (glob2, for one): pip
+    # builds those into wheels here, on a host of the image's platform.
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "setuptools>=69",
+            "-r",
+            str(repo / "requirements.lock"),
+            "-w",
+            str(wheels),
+        ],
+        check=True,
+    )
+    with tempfile.TemporaryDirectory(dir=var) as scratch:
+        context = Path(scratch)
+        shutil.copy(repo / "deploy" / "Dockerfile", context / "Dockerfile")
+        for name in PLATFORM_SOURCES:
+            source = repo / name
+            if source.is_dir():
+                shutil.copytree(source, context / "src" / name, ignore=IGNORED)
+            else:
+                (context / "src").mkdir(exist_ok=True)
+                shutil.copy(source, context / "src" / name)
+        shutil.copytree(wheels, context / "wheels")
+        build(client, context, reference, var / "platform.log", PLATFORM_IMAGE)
+    client.images.get(reference).tag(PLATFORM_IMAGE, platform_version(repo))
+    return reference
+
+
+def platform_version(repo: Path) -> str:
+    project = tomllib.loads((repo / "pyproject.toml").read_text())["project"]
+    return str(project["version"])
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workflows", type=Path, default=Path("workflows"))
     parser.add_argument("--var", type=Path, default=Path("var/images"))
+    parser.add_argument(
+        "--platform", action="store_true", help="also build the platform's image"
+    )
     arguments = parser.parse_args(argv)
     try:
         client = engine_ensure(arguments.var.resolve() / "dockerd.log")
@@ -240,6 +332,11 @@ def main(argv: list[str] | None = None) -> None:
     recipes = catalogued_recipes(arguments.workflows)
     built = images_ensure(client, recipes, arguments.var.resolve())
     print(f"{len(recipes)} step image(s) ready, {built} built now")
+    if arguments.platform:
+        repo = arguments.workflows.resolve().parent
+        print(
+            f"platform image: {platform_build(client, repo, arguments.var.resolve())}"
+        )
 
 
 if __name__ == "__main__":
