@@ -3,6 +3,7 @@ cancellation, logs, removal, and the image digest recorded."""
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from pathlib import Path
@@ -199,4 +200,20 @@ def test_an_image_built_from_another_recipe_is_refused(
     assert outcome.reason == (
         f"could not start: image {IMAGE}:{TAG} built from recipe 0000000000000000 "
         "is not on the Docker engine (run `make images`)"
+    )
+
+
+# docker-py leaves the socket of a failed connection to the garbage collector.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_an_unreachable_engine_is_a_clear_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    executor = DockerExecutor({}, tmp_path)
+
+    outcome = executor.run(step(tmp_path, "true"), lambda: False)
+    gc.collect()
+
+    assert outcome.reason.startswith(
+        "could not start: the Docker engine cannot be reached ("
     )
