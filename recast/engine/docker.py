@@ -163,15 +163,24 @@ class DockerExecutor:
         uid = step_user()
         writable_by(Path(job.workdir), uid)
         limits = step_limits(job.resources, self.memory_mb, self.cpus)
-        container = self.client.containers.create(
-            image.id,
-            **container_options(job, limits, self.root, uid),
-            labels={**self.labels, LABEL: job.name},
-        )
+        try:
+            container = self.client.containers.create(
+                image.id,
+                **container_options(job, limits, self.root, uid),
+                labels={**self.labels, LABEL: job.name},
+            )
+        except docker.errors.APIError as exc:
+            reason = (
+                f"could not start: the Docker engine refused it ({exc.explanation})"
+            )
+            return StepOutcome(None, started, now(), reason)
         try:
             container.start()
             exit_code, reason = self.wait(container, job.timeout, cancelled)
             self.save_log(container, job.log_path)
+        except docker.errors.APIError as exc:
+            logger.warning("step %s: the Docker engine failed: %s", job.name, exc)
+            exit_code, reason = None, f"was lost: the Docker engine failed ({exc})"
         finally:
             container.remove(force=True)
         environment = {

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from tests.conftest import WORKFLOWS
 RECIPE = WORKFLOWS / "public-likelihood" / "images" / "pyhf"
 IMAGE = "recast/pyhf"
 TAG = "0.7.6-1"
+RUN = f"test-{uuid.uuid4().hex[:12]}"  # this session's containers, for leftovers()
 
 
 @pytest.fixture
@@ -26,7 +28,14 @@ def executor(docker_engine: Any, tmp_path: Path) -> DockerExecutor:
     images = {
         IMAGE: {"name": IMAGE, "tag": TAG, "recipe_sha256": recipe_sha256(RECIPE)}
     }
-    return DockerExecutor(images, tmp_path, memory_mb=512, cpus=1, client=docker_engine)
+    return DockerExecutor(
+        images,
+        tmp_path,
+        memory_mb=512,
+        cpus=1,
+        labels={"recast.io/run": RUN},
+        client=docker_engine,
+    )
 
 
 def step(tmp_path: Path, command: str, **options: Any) -> StepJob:
@@ -53,7 +62,9 @@ def log_of(tmp_path: Path) -> str:
 
 
 def leftovers(engine: Any) -> list[Any]:
-    return list(engine.containers.list(all=True, filters={"label": LABEL}))
+    """This session's step containers still on the engine."""
+    mine = {"label": [LABEL, f"recast.io/run={RUN}"]}
+    return list(engine.containers.list(all=True, filters=mine))
 
 
 def test_a_step_runs_unprivileged_without_network_in_a_read_only_root(
@@ -217,3 +228,17 @@ def test_an_unreachable_engine_is_a_clear_failure(
     assert outcome.reason.startswith(
         "could not start: the Docker engine cannot be reached ("
     )
+
+
+def test_a_container_the_engine_refuses_fails_the_step_with_its_reason(
+    executor: DockerExecutor, tmp_path: Path, docker_engine: Any
+) -> None:
+    job = step(tmp_path, "true", resources=[{"memory_mb": 1}])
+
+    outcome = executor.run(job, lambda: False)
+
+    assert outcome.reason == (
+        "could not start: the Docker engine refused it "
+        "(Minimum memory limit allowed is 6MB)"
+    )
+    assert leftovers(docker_engine) == []
