@@ -44,10 +44,16 @@ format: venv ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+images: venv ## build the step images on the Docker engine (starts dockerd if needed; skips what is built)
+	$(BIN)/python -m recast.engine.images
+
+platform-image: venv ## build the platform's own image (deploy/Dockerfile) as recast/platform
+	$(BIN)/python -m recast.engine.images --platform
+
 bench: venv ## run the benchmarks (BENCH=name runs one); figures in var/bench/
 	$(BIN)/python -m benchmarks $(BENCH)
 
 clean: ## remove var/ (database, archives, step environments)
 	rm -rf var
 
-.PHONY: help venv lock setup demo test lint format bench clean
+.PHONY: help venv lock setup demo test lint format images platform-image bench clean

@@ -232,12 +232,26 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # The engine.
-RECAST_BACKEND = env.choice("RECAST_BACKEND", "local", ("local",))
+RECAST_BACKEND = env.choice(
+    "RECAST_BACKEND", "local", ("local", "docker", "kubernetes")
+)
 RECAST_WORK_DIR = env.path("RECAST_WORK_DIR", VAR_DIR / "work")
 RECAST_ARCHIVE_DIR = env.path("RECAST_ARCHIVE_DIR", VAR_DIR / "archive")
 RECAST_UPLOAD_DIR = env.path("RECAST_UPLOAD_DIR", VAR_DIR / "uploads")
 RECAST_ENVS_DIR = env.path("RECAST_ENVS_DIR", VAR_DIR / "envs")
 RECAST_STEP_TIMEOUT = env.integer("RECAST_STEP_TIMEOUT", 3600, minimum=1)
+# Container backends: what a step gets unless its spec asks for more.
+RECAST_STEP_MEMORY_MB = env.integer("RECAST_STEP_MEMORY_MB", 4096, minimum=64)
+RECAST_STEP_CPUS = env.integer("RECAST_STEP_CPUS", 1, minimum=1)
+# The Kubernetes backend (RECAST_BACKEND=kubernetes): Jobs go to this namespace,
+# and mount the workspace claim that holds RECAST_VAR_DIR on the worker.
+RECAST_K8S_NAMESPACE = env.string("RECAST_K8S_NAMESPACE", "")
+RECAST_K8S_WORKSPACE_CLAIM = env.string(
+    "RECAST_K8S_WORKSPACE_CLAIM", "recast-workspace"
+)
+RECAST_K8S_WORKSPACE_ROOT = env.path("RECAST_K8S_WORKSPACE_ROOT", VAR_DIR)
+RECAST_K8S_REGISTRY = env.string("RECAST_K8S_REGISTRY", "")
+RECAST_K8S_JOB_TTL = env.integer("RECAST_K8S_JOB_TTL", 600)
 # A running run whose worker has not renewed its lease for this long is taken
 # over by the next worker that receives its task (the first one died).
 RECAST_RUN_LEASE = env.integer("RECAST_RUN_LEASE", 300, minimum=30)

@@ -4,6 +4,7 @@ one takes a minute."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -58,3 +59,52 @@ def queued(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     sent: list[str] = []
     monkeypatch.setattr("recast.reinterpretation.dispatch.dispatch", sent.extend)
     return sent
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> Any:
+    """A real Docker engine (dockerd started if none runs) with the catalogued
+    step images built (`make images`; skipped quickly when they are)."""
+    from recast.engine.dockerd import EngineUnavailable, engine_ensure
+    from recast.engine.images import catalogued_recipes, images_ensure
+
+    try:
+        client = engine_ensure(REPO / "var" / "images" / "dockerd.log")
+    except EngineUnavailable as exc:
+        if os.environ.get("RECAST_REQUIRE_SERVICES") == "1":
+            pytest.fail(f"RECAST_REQUIRE_SERVICES=1 but {exc}")
+        pytest.skip(str(exc))
+    images_ensure(client, catalogued_recipes(WORKFLOWS), REPO / "var" / "images")
+    return client
+
+
+@pytest.fixture(scope="session")
+def kubernetes_validate() -> Any:
+    """Check Kubernetes objects against the OpenAPI schemas of a current
+    release (strict: unknown fields are errors). Returns a function of a YAML
+    file that gives (exit code, output). The tool lives in its own virtual
+    environment, built once from deploy/tools.txt."""
+    import hashlib
+    import subprocess
+    import sys
+
+    pins = REPO / "deploy" / "tools.txt"
+    digest = hashlib.sha256(pins.read_bytes()).hexdigest()[:12]
+    tool = REPO / "var" / "tools" / f"kubernetes-validate-{digest}"
+    binary = tool / "bin" / "kubernetes-validate"
+    if not binary.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(tool)], check=True)
+        subprocess.run(
+            [str(tool / "bin" / "pip"), "install", "-q", "-r", str(pins)], check=True
+        )
+
+    def validate(path: Path) -> tuple[int, str]:
+        done = subprocess.run(
+            [str(binary), "--strict", "--no-warn", str(path)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return done.returncode, done.stdout + done.stderr
+
+    return validate

@@ -18,11 +18,11 @@ import yadageschemas
 from yadageschemas.validator import validator as yadage_validator
 
 from recast.catalogue import loader
+from recast.catalogue.policy import environment_violations
 from recast.core import jsonschema as schemas
 from recast.core.errors import InvalidInput
 
 PLATFORM_INIT = {"public-likelihood": {"bkgonly", "signals"}}
-HOST_RESOURCES = {"cvmfs", "gridproxy", "kerberos"}
 DIGEST = re.compile(r"(^|@)sha256:[0-9a-f]{64}$")
 
 
@@ -239,43 +239,6 @@ def image_findings(
     return found
 
 
-def isolation_findings(
-    file: str, where: str, environment: dict[str, Any]
-) -> list[Finding]:
-    found = []
-    for index, resource in enumerate(environment.get("resources") or []):
-        label = (
-            resource
-            if isinstance(resource, str)
-            else next(iter(resource), "")
-            if isinstance(resource, dict)
-            else ""
-        )
-        if str(label).lower() in HOST_RESOURCES or (
-            isinstance(resource, dict) and "host_path" in str(resource)
-        ):
-            found.append(
-                Finding(
-                    file,
-                    f"{where}.resources[{index}]",
-                    "error",
-                    f"the step asks for a host mount ({label})",
-                    "ship what the step needs in its image or as an input file",
-                )
-            )
-    if any(key.lower() == "privileged" and value for key, value in environment.items()):
-        found.append(
-            Finding(
-                file,
-                f"{where}.privileged",
-                "error",
-                "the step asks for privileged mode",
-                "steps run unprivileged, with every capability dropped",
-            )
-        )
-    return found
-
-
 def step_findings(
     file: str, spec: dict[str, Any], images: set[str] | None
 ) -> list[Finding]:
@@ -286,20 +249,14 @@ def step_findings(
             continue
         environment = step.get("environment", {})
         env_path = f"{where}.scheduler.step.environment"
-        kind = environment.get("environment_type")
-        if kind not in loader.ALLOWED_ENVIRONMENTS:
-            found.append(
-                Finding(
-                    file,
-                    f"{env_path}.environment_type",
-                    "error",
-                    f"environment type '{kind}' cannot run on recast's backends",
-                    "use docker-encapsulated",
-                )
-            )
+        violations = environment_violations(environment)
+        found += [
+            Finding(file, f"{env_path}.{v.field}", "error", v.message, v.hint)
+            for v in violations
+        ]
+        if any(v.field == "environment_type" for v in violations):
             continue
         found += image_findings(file, env_path, environment, images)
-        found += isolation_findings(file, env_path, environment)
     return found
 
 

@@ -16,12 +16,12 @@ from typing import Any
 import yaml
 from yadage import workflow_loader
 
+from recast.catalogue.policy import environment_violations
 from recast.core import jsonschema as schemas
 from recast.core.errors import InvalidInput
 
 ENTRY_FILE = "recast.yml"
 SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,99}")
-ALLOWED_ENVIRONMENTS = {"docker-encapsulated"}
 DEFAULT_BATCH_POINTS = 64
 
 
@@ -159,11 +159,10 @@ def check_steps(
     declared = {image["name"] for image in images}
     for where, step in steps_of(spec):
         environment = step.get("environment", {})
-        kind = environment.get("environment_type")
-        if kind not in ALLOWED_ENVIRONMENTS:
+        for violation in environment_violations(environment):
             raise InvalidInput(
-                f"{source}: step {where}: environment.environment_type '{kind}' is not "
-                f"supported (use {', '.join(sorted(ALLOWED_ENVIRONMENTS))})"
+                f"{source}: step {where}: environment.{violation.field}: "
+                f"{violation.message} ({violation.hint})"
             )
         if environment.get("image") not in declared:
             raise InvalidInput(

@@ -84,6 +84,7 @@ class RecastBackend:
             log_path=str(self.logs_dir / f"{name}.log"),
             env={str(k): str(v) for k, v in (environment.get("env") or {}).items()},
             timeout=self.timeout,
+            resources=list(environment.get("resources") or []),
         )
 
     def submit(

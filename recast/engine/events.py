@@ -20,6 +20,8 @@ class StepJob:
     log_path: str
     env: dict[str, str] = field(default_factory=dict)
     timeout: int = 3600
+    # The environment's ``resources`` as the spec gives them (see engine.limits).
+    resources: list[Any] = field(default_factory=list)
 
 
 @dataclass

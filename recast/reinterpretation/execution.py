@@ -32,8 +32,11 @@ from recast.core import jsonschema as schemas
 from recast.core.errors import Conflict, InvalidInput
 from recast.core.results import point_result
 from recast.engine import runner
+from recast.engine.backend import Executor
+from recast.engine.docker import DockerExecutor
 from recast.engine.environments import EnvironmentBuildFailed, image_folder
 from recast.engine.events import StepEvent
+from recast.engine.kubernetes import KubernetesConfig, KubernetesExecutor
 from recast.engine.local import LocalExecutor
 from recast.reinterpretation import services
 from recast.reinterpretation.models import Run, Status
@@ -46,8 +49,40 @@ HEARTBEAT_SECONDS = 5.0
 SIGNALS = "signals"
 
 
-def executor_for(version: WorkflowVersion) -> LocalExecutor:
-    return LocalExecutor(Path(settings.RECAST_ENVS_DIR), version.image_by_name())
+def executor_for(batch: Batch, rundir: Path) -> Executor:
+    """The executor of RECAST_BACKEND; container backends see ``rundir``
+    (the batch's inputs and work folders) read-only, and label what they start
+    with the request's id and the run's (a batch of several points: the
+    batch's id)."""
+    images = batch.version.image_by_name()
+    first = batch.claims[0].run
+    labels = {
+        "recast.io/request": str(first.request_id),
+        "recast.io/run": first_or_batch(batch),
+    }
+    memory_mb, cpus = settings.RECAST_STEP_MEMORY_MB, settings.RECAST_STEP_CPUS
+    if settings.RECAST_BACKEND == "docker":
+        return DockerExecutor(images, rundir, memory_mb, cpus, labels)
+    if settings.RECAST_BACKEND == "kubernetes":
+        return KubernetesExecutor(
+            images,
+            rundir,
+            KubernetesConfig(
+                namespace=settings.RECAST_K8S_NAMESPACE,
+                workspace_claim=settings.RECAST_K8S_WORKSPACE_CLAIM,
+                workspace_root=settings.RECAST_K8S_WORKSPACE_ROOT,
+                registry=settings.RECAST_K8S_REGISTRY,
+                ttl_seconds=settings.RECAST_K8S_JOB_TTL,
+                labels=labels,
+            ),
+            memory_mb,
+            cpus,
+        )
+    return LocalExecutor(Path(settings.RECAST_ENVS_DIR), images)
+
+
+def first_or_batch(batch: Batch) -> str:
+    return batch.claims[0].run_id if len(batch.claims) == 1 else f"batch-{batch.id}"
 
 
 @dataclass
@@ -342,7 +377,7 @@ def batch_execute(batch: Batch) -> dict[str, str]:
             batch.version.spec,
             batch.init,
             rundir / "workflow",
-            executor_for(batch.version),
+            executor_for(batch, rundir),
             observe,
             beat.stopped,
             timeout=settings.RECAST_STEP_TIMEOUT,

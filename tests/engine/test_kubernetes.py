@@ -1,0 +1,332 @@
+"""The Kubernetes executor's conversation with an API server, against kmock's
+in-memory Kubernetes emulator over real HTTP, with a small stand-in for the Job
+controller (the emulator stores objects but runs no controllers). No API server
+can run here; the Job manifests are checked against Kubernetes' own schemas in
+test_kubernetes_manifests.py."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import kmock
+import pytest
+from kubernetes import client as k8s
+
+from recast.engine.events import StepJob
+from recast.engine.kubernetes import (
+    KubernetesConfig,
+    KubernetesExecutor,
+    job_manifest,
+)
+from recast.engine.limits import Limits
+
+NAMESPACE = "recast"
+IMAGE_ID = "registry.example.org/recast/pyhf@sha256:" + "ab" * 32
+CONTROLLER = "job-controller-stand-in"
+LOG_PATH = re.compile(r"/api/v1/namespaces/[^/]+/pods/[^/]+/log")
+
+
+@dataclass
+class Emulator:
+    """kmock's emulator served on 127.0.0.1 from its own event loop."""
+
+    handler: Any
+    url: str
+    loop: asyncio.AbstractEventLoop
+    logs: dict[str, str] = field(default_factory=dict)
+
+    def api(self, agent: str = CONTROLLER) -> k8s.ApiClient:
+        configuration = k8s.Configuration()
+        configuration.host = self.url.rstrip("/")
+        client = k8s.ApiClient(configuration)
+        client.user_agent = agent
+        return client
+
+    def requests(self) -> list[tuple[str, str, dict[str, str]]]:
+        """What the executor asked, in order (the stand-in controller's left out)."""
+        return [
+            (str(r.method.value), r.url.path, dict(r.params))
+            for r in self.handler
+            if r.headers.get("User-Agent") != CONTROLLER
+        ]
+
+    def jobs(self) -> list[dict[str, Any]]:
+        listed = k8s.BatchV1Api(self.api()).list_namespaced_job(NAMESPACE)
+        return [self.api().sanitize_for_serialization(j) for j in listed.items]
+
+
+@pytest.fixture(scope="module")
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    yield loop
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+    loop.close()
+
+
+@pytest.fixture
+def emulator(loop: asyncio.AbstractEventLoop) -> Iterator[Emulator]:
+    async def start() -> tuple[Any, Any]:
+        handler = kmock.KubernetesEmulator()
+        await handler.__aenter__()
+        server = kmock.Server(handler)
+        await server.__aenter__()
+        return handler, server
+
+    handler, server = asyncio.run_coroutine_threadsafe(start(), loop).result(10)
+    emulated = Emulator(handler, str(server.url), loop)
+    handler.resources["batch/v1/jobs"] = {}
+    handler.resources["v1/pods"] = {}
+    # The emulator would answer a log request with the pod object: serve text.
+    (
+        handler["get", LOG_PATH]
+        << kmock.headers({"Content-Type": "text/plain"})
+        << (lambda request: emulated.logs.get(request.name, "").encode())
+    )
+    yield emulated
+
+    async def stop() -> None:
+        await server.__aexit__(None, None, None)
+        await handler.__aexit__(None, None, None)
+
+    asyncio.run_coroutine_threadsafe(stop(), loop).result(10)
+
+
+class Controller:
+    """Plays the Job controller and the kubelet: for each new Job, a pod that
+    ends as ``outcome`` says, then the Job's verdict in its status."""
+
+    def __init__(self, emulator: Emulator, outcome: str, exit_code: int = 0) -> None:
+        self.emulator, self.outcome, self.exit_code = emulator, outcome, exit_code
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+
+    def __enter__(self) -> Controller:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.done.set()
+        self.thread.join(5)
+
+    def loop(self) -> None:
+        seen: set[str] = set()
+        while not self.done.is_set():
+            for job in self.emulator.jobs():
+                name = job["metadata"]["name"]
+                if name not in seen:
+                    seen.add(name)
+                    self.act(name)
+            time.sleep(0.1)
+
+    def act(self, name: str) -> None:
+        api = self.emulator.api()
+        pod = f"{name}-x7k2p"
+        self.emulator.logs[pod] = "fitting\nCLs = 0.0676\n"
+        terminated = {"exitCode": self.exit_code, "reason": "Completed"}
+        k8s.CoreV1Api(api).create_namespaced_pod(
+            NAMESPACE,
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": pod, "labels": {"job-name": name}},
+                "status": {
+                    "containerStatuses": [
+                        {
+                            "name": "step",
+                            "image": "recast/pyhf:0.7.6-1",
+                            "imageID": IMAGE_ID,
+                            "ready": False,
+                            "restartCount": 0,
+                            "state": {"terminated": terminated},
+                        }
+                    ]
+                },
+            },
+        )
+        condition = {
+            "succeeded": {"type": "Complete", "status": "True"},
+            "failed": {
+                "type": "Failed",
+                "status": "True",
+                "reason": "BackoffLimitExceeded",
+            },
+            "deadline": {
+                "type": "Failed",
+                "status": "True",
+                "reason": "DeadlineExceeded",
+            },
+        }.get(self.outcome)
+        if condition:
+            k8s.BatchV1Api(api).patch_namespaced_job_status(
+                name, NAMESPACE, {"status": {"conditions": [condition]}}
+            )
+
+
+def config(root: Path) -> KubernetesConfig:
+    return KubernetesConfig(
+        namespace=NAMESPACE,
+        workspace_root=root,
+        registry="registry.example.org/",
+        labels={"recast.io/run": "run-1", "recast.io/request": "request-1"},
+    )
+
+
+def step(root: Path, timeout: int = 60) -> StepJob:
+    rundir = root / "work" / "run-1"
+    (rundir / "workflow" / "fit").mkdir(parents=True, exist_ok=True)
+    return StepJob(
+        name="fit",
+        command="recast-pyhf fit --patched x --output-dir y",
+        image="recast/pyhf",
+        tag="0.7.6-1",
+        workdir=str(rundir / "workflow" / "fit"),
+        readonly=[str(rundir / "workflow" / "patch")],
+        log_path=str(rundir / "logs" / "fit.log"),
+        timeout=timeout,
+    )
+
+
+def executor(emulator: Emulator, root: Path) -> KubernetesExecutor:
+    images = {"recast/pyhf": {"recipe_sha256": "c0ffee"}}
+    return KubernetesExecutor(
+        images, root / "work" / "run-1", config(root), client=emulator.api("recast")
+    )
+
+
+def test_a_step_runs_as_one_job_followed_by_watching_with_its_log(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    job = step(tmp_path)
+
+    with Controller(emulator, "succeeded"):
+        outcome = executor(emulator, tmp_path).run(job, lambda: False)
+
+    assert (outcome.ok, outcome.exit_code, outcome.reason) == (True, 0, "")
+    assert Path(job.log_path).read_text() == "fitting\nCLs = 0.0676\n"
+    [created] = emulator.jobs()
+    name = created["metadata"]["name"]
+    assert name.startswith("recast-fit-")
+    assert created["metadata"]["labels"]["recast.io/run"] == "run-1"
+    assert created["metadata"]["labels"]["recast.io/step"] == "fit"
+    assert outcome.environment == {
+        "backend": "kubernetes",
+        "image": "registry.example.org/recast/pyhf:0.7.6-1",
+        "image_id": IMAGE_ID,
+        "recipe_sha256": "c0ffee",
+        "namespace": NAMESPACE,
+        "job": name,
+    }
+    mine = emulator.requests()
+    jobs = f"/apis/batch/v1/namespaces/{NAMESPACE}/jobs"
+    assert mine[0] == ("POST", jobs, {})
+    assert (
+        "GET",
+        jobs,
+        {
+            "fieldSelector": f"metadata.name={name}",
+            "timeoutSeconds": "5",
+            "watch": "true",
+        },
+    ) in mine
+    assert (
+        "GET",
+        f"/api/v1/namespaces/{NAMESPACE}/pods",
+        {"labelSelector": f"job-name={name}"},
+    ) in mine
+    assert mine[-1] == (
+        "GET",
+        f"/api/v1/namespaces/{NAMESPACE}/pods/{name}-x7k2p/log",
+        {"container": "step"},
+    )
+
+
+def test_the_job_sent_is_the_manifest_the_backend_writes(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    job = step(tmp_path)
+
+    with Controller(emulator, "succeeded"):
+        executor(emulator, tmp_path).run(job, lambda: False)
+
+    [created] = [r for r in emulator.handler if r.url.path.endswith("/jobs") and r.data]
+    name = created.data["metadata"]["name"]
+    expected = job_manifest(
+        name, job, Limits(4096, 1), tmp_path / "work" / "run-1", config(tmp_path)
+    )
+    assert created.data == expected
+
+
+def test_a_failing_pod_reports_its_exit_code(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    with Controller(emulator, "failed", exit_code=3):
+        outcome = executor(emulator, tmp_path).run(step(tmp_path), lambda: False)
+
+    assert (outcome.ok, outcome.exit_code, outcome.reason) == (False, 3, "")
+
+
+def test_a_job_past_its_deadline_is_a_timeout_and_is_deleted(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    with Controller(emulator, "deadline"):
+        outcome = executor(emulator, tmp_path).run(step(tmp_path, 30), lambda: False)
+
+    assert (outcome.exit_code, outcome.reason) == (None, "timed out after 30 s")
+    assert emulator.jobs() == []
+
+
+def test_cancel_deletes_the_job(emulator: Emulator, tmp_path: Path) -> None:
+    cancel = threading.Event()
+    threading.Timer(1.0, cancel.set).start()
+
+    with Controller(emulator, "running"):
+        outcome = executor(emulator, tmp_path).run(step(tmp_path), cancel.is_set)
+
+    assert outcome.reason == "cancelled"
+    assert emulator.jobs() == []
+    deletes = [r for r in emulator.requests() if r[0] == "DELETE"]
+    assert [params for _, _, params in deletes] == [{"propagationPolicy": "Background"}]
+
+
+def test_a_run_folder_off_the_workspace_claim_cannot_start(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    elsewhere = KubernetesExecutor(
+        {}, Path("/srv/elsewhere"), config(tmp_path), client=emulator.api()
+    )
+
+    outcome = elsewhere.run(step(tmp_path), lambda: False)
+
+    assert outcome.reason == (
+        "could not start: /srv/elsewhere is not on the workspace claim (under "
+        f"{tmp_path}; set RECAST_K8S_WORKSPACE_ROOT to where the claim is mounted)"
+    )
+    assert emulator.jobs() == []
+
+
+def test_an_unreachable_api_server_cannot_start(tmp_path: Path) -> None:
+    configuration = k8s.Configuration()
+    configuration.host = "http://127.0.0.1:9"
+    configuration.retries = 0
+    unreachable = KubernetesExecutor(
+        {},
+        tmp_path / "work" / "run-1",
+        config(tmp_path),
+        client=k8s.ApiClient(configuration),
+    )
+
+    outcome = unreachable.run(step(tmp_path), lambda: False)
+
+    assert outcome.reason.startswith(
+        "could not start: the API server cannot be reached ("
+    )
