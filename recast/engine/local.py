@@ -82,6 +82,12 @@ class LocalExecutor:
         _, description = environments.ensure(self.envs_dir, self.images[image])
         return description
 
+    def image_identity(self, image: str, tag: str) -> str | None:
+        """What the step cache keys on: the recipe's hash (a local image is
+        its recipe, built into a virtual environment)."""
+        recipe = self.images.get(image)
+        return f"recipe:{recipe['recipe_sha256']}" if recipe else None
+
     def run(self, job: StepJob, cancelled: CancelCheck) -> StepOutcome:
         venv, description = environments.ensure(self.envs_dir, self.images[job.image])
         started = now()

@@ -12,6 +12,7 @@ from yadage.backends.packtivitybackend import PacktivityBackend
 from yadage.steering_api import steering_ctx
 
 from recast.engine.backend import Executor, RecastBackend
+from recast.engine.cache import StepCache
 from recast.engine.events import CancelCheck, Observer, StepEvent
 
 logger = logging.getLogger(__name__)
@@ -45,11 +46,14 @@ def execute(
     observer: Observer,
     cancelled: CancelCheck,
     timeout: int = 3600,
+    cache: StepCache | None = None,
 ) -> Outcome:
     """Run ``spec`` with ``init`` in ``workdir`` (which must not exist yet).
 
     Step logs go to ``workdir/_recast/logs``; yadage's snapshot to
-    ``workdir/_yadage``. Returns how it ended; raises only on engine bugs.
+    ``workdir/_yadage``. With a ``cache``, a step identical to one that
+    succeeded before reuses its outputs instead of running. Returns how it
+    ended; raises only on engine bugs.
     """
     if not init:
         # yadage runs nothing without init parameters, yet reports success.
@@ -63,7 +67,14 @@ def execute(
     logs = workdir / "_recast" / "logs"
     logs.mkdir(parents=True)
     backend = PacktivityBackend(
-        packtivity_backend=RecastBackend(executor, record, logs, cancelled, timeout),
+        packtivity_backend=RecastBackend(
+            executor,
+            record,
+            logs,
+            cancelled,
+            timeout,
+            cache.for_workdir(workdir) if cache else None,
+        ),
         backendopts={},
     )
     try:
