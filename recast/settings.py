@@ -222,6 +222,12 @@ RECAST_ARCHIVE_DIR = env.path("RECAST_ARCHIVE_DIR", VAR_DIR / "archive")
 RECAST_UPLOAD_DIR = env.path("RECAST_UPLOAD_DIR", VAR_DIR / "uploads")
 RECAST_ENVS_DIR = env.path("RECAST_ENVS_DIR", VAR_DIR / "envs")
 RECAST_STEP_TIMEOUT = env.integer("RECAST_STEP_TIMEOUT", 3600, minimum=1)
+# The step cache, shared by every worker that mounts this folder (its locks
+# need one host, or a shared file system that honours flock).
+RECAST_STEP_CACHE_DIR = env.path("RECAST_STEP_CACHE_DIR", VAR_DIR / "cache")
+RECAST_CACHE_MAX_BYTES = env.integer(
+    "RECAST_CACHE_MAX_BYTES", 10 * 1024**3, minimum=1024 * 1024
+)
 # A running run whose worker has not renewed its lease for this long is taken
 # over by the next worker that receives its task (the first one died).
 RECAST_RUN_LEASE = env.integer("RECAST_RUN_LEASE", 300, minimum=30)

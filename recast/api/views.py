@@ -31,7 +31,7 @@ from recast.reinterpretation import selectors
 from recast.reinterpretation.exports import TARGETS, request_export
 from recast.reinterpretation.models import Request, Run
 from recast.reinterpretation.services import request_cancel, request_submit
-from recast.reinterpretation.submission import check_size, points_from
+from recast.reinterpretation.submission import cache_flag, check_size, points_from
 from recast.reinterpretation.validation import validation_start
 from recast.storage.services import blob_store
 
@@ -160,8 +160,9 @@ class RequestListCreate(APIView):
         analysis = analysis_get(str(data["analysis"]), request.user)
 
         points = points_from(analysis, data, files)
+        use_cache = cache_flag(data)
         owner = request.user if isinstance(request.user, User) else None
-        created = request_submit(analysis, points, owner=owner)
+        created = request_submit(analysis, points, owner=owner, use_cache=use_cache)
         return Response(
             out.RequestDetailSerializer(created).data, status=status.HTTP_201_CREATED
         )

@@ -29,6 +29,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import time
 import uuid
@@ -102,7 +103,8 @@ def placeholders(roots: tuple[str, ...]) -> list[tuple[str, str]]:
 
 def normalise(text: str, roots: tuple[str, ...]) -> str:
     for root, placeholder in placeholders(roots):
-        text = text.replace(root, placeholder)
+        # Whole folder names only: /work/run-1 is no prefix of /work/run-10.
+        text = re.sub(re.escape(root) + r"(?![\w.-])", placeholder, text)
     return text
 
 

@@ -21,6 +21,7 @@ from recast.core import jsonschema as schemas
 from recast.core.errors import InvalidInput
 from recast.core.results import point_result
 from recast.engine import runner
+from recast.engine.cache import StepCache
 from recast.engine.environments import EnvironmentBuildFailed, image_folder
 from recast.engine.events import StepEvent
 from recast.engine.local import LocalExecutor
@@ -34,6 +35,19 @@ HEARTBEAT_SECONDS = 5.0
 
 def executor_for(version: WorkflowVersion) -> LocalExecutor:
     return LocalExecutor(Path(settings.RECAST_ENVS_DIR), version.image_by_name())
+
+
+def step_cache_for(run: Run, rundir: Path) -> StepCache | None:
+    """The shared step cache as this run uses it: new entries name the run,
+    and its own folder is left out of the keys (every attempt has its own)."""
+    if not run.request.use_cache:
+        return None
+    return StepCache(
+        Path(settings.RECAST_STEP_CACHE_DIR),
+        settings.RECAST_CACHE_MAX_BYTES,
+        producer=str(run.id),
+        roots=(str(rundir),),
+    )
 
 
 def materialise(run: Run, analysis: Analysis, inputs_dir: Path) -> dict[str, Any]:
@@ -191,6 +205,7 @@ def run_execute(run_id: str) -> str:
             observe,
             beat.stopped,
             timeout=settings.RECAST_STEP_TIMEOUT,
+            cache=step_cache_for(run, rundir),
         )
     except EnvironmentBuildFailed as exc:
         services.run_fail(

@@ -40,9 +40,11 @@ def request_submit(
     owner: User | None = None,
     *,
     enqueue_runs: bool = True,
+    use_cache: bool = True,
 ) -> Request:
     """Create a request with one run per checked point, then queue the runs once
-    the transaction has committed (a worker must find the rows it is given)."""
+    the transaction has committed (a worker must find the rows it is given).
+    With ``use_cache`` off, its runs neither read nor fill the step cache."""
     if not points:
         raise InvalidInput("a request needs at least one point")
     names = [p.point for p in points]
@@ -58,6 +60,7 @@ def request_submit(
             workflow_version=analysis.current_workflow(),
             owner=owner,
             is_scan=len(points) > 1,
+            use_cache=use_cache,
             status=Status.QUEUED,
         )
         for point in points:
@@ -119,6 +122,10 @@ def step_record(run_id: str, attempt: int, event: StepEvent) -> None:
         "log_path": event.log_path,
         "exit_code": event.exit_code,
         "reason": event.reason,
+        # The step cache: the key, and where reused outputs came from.
+        "cache_key": event.cache.get("key", ""),
+        "reused": bool(event.cache.get("hit")),
+        "reused_from": event.cache.get("producer", ""),
     }
     if event.kind == "started":
         fields["started_at"] = timezone.now()
@@ -131,7 +138,7 @@ def step_record(run_id: str, attempt: int, event: StepEvent) -> None:
         "run %s step %s %s%s",
         run_id,
         event.name,
-        event.kind,
+        "reused from the cache" if fields["reused"] else event.kind,
         f": {event.reason}" if event.reason else "",
     )
 
