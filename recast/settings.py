@@ -252,6 +252,12 @@ RECAST_K8S_WORKSPACE_CLAIM = env.string(
 RECAST_K8S_WORKSPACE_ROOT = env.path("RECAST_K8S_WORKSPACE_ROOT", VAR_DIR)
 RECAST_K8S_REGISTRY = env.string("RECAST_K8S_REGISTRY", "")
 RECAST_K8S_JOB_TTL = env.integer("RECAST_K8S_JOB_TTL", 600)
+# The step cache, shared by every worker that mounts this folder (its locks
+# need one host, or a shared file system that honours flock).
+RECAST_STEP_CACHE_DIR = env.path("RECAST_STEP_CACHE_DIR", VAR_DIR / "cache")
+RECAST_CACHE_MAX_BYTES = env.integer(
+    "RECAST_CACHE_MAX_BYTES", 10 * 1024**3, minimum=1024 * 1024
+)
 # A running run whose worker has not renewed its lease for this long is taken
 # over by the next worker that receives its task (the first one died).
 RECAST_RUN_LEASE = env.integer("RECAST_RUN_LEASE", 300, minimum=30)

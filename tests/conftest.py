@@ -28,6 +28,8 @@ def isolated_storage(settings: Any, tmp_path_factory: pytest.TempPathFactory) ->
     settings.RECAST_WORK_DIR = base / "work"
     settings.RECAST_ARCHIVE_DIR = base / "archive"
     settings.RECAST_UPLOAD_DIR = base / "uploads"
+    # A step cache per test: a test that wants a hit runs its step twice.
+    settings.RECAST_STEP_CACHE_DIR = tmp_path_factory.mktemp("step-cache")
 
 
 @pytest.fixture

@@ -97,6 +97,9 @@ class StepSerializer(serializers.ModelSerializer[Step]):
             "reason",
             "started_at",
             "finished_at",
+            "reused",
+            "reused_from",
+            "cache_key",
         ]
 
 
@@ -178,8 +181,15 @@ class RequestDetailSerializer(RequestListSerializer):
         source="workflow_version.number", read_only=True
     )
 
+    cache = serializers.BooleanField(source="use_cache", read_only=True)
+
     class Meta(RequestListSerializer.Meta):
-        fields = [*RequestListSerializer.Meta.fields, "workflow_version", "runs"]
+        fields = [
+            *RequestListSerializer.Meta.fields,
+            "workflow_version",
+            "cache",
+            "runs",
+        ]
 
     def get_runs(self, request: Request) -> list[dict[str, Any]]:
         runs = request.runs.prefetch_related("steps").order_by("point")
@@ -204,6 +214,11 @@ class RequestCreateSerializer(serializers.Serializer[Any]):
     )
     patchset = serializers.FileField(
         required=False, help_text="a pyhf patchset (a scan)"
+    )
+    cache = serializers.BooleanField(
+        required=False,
+        default=True,
+        help_text="false: run every step, reusing nothing from the step cache",
     )
 
 

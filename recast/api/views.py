@@ -32,7 +32,12 @@ from recast.reinterpretation.exports import TARGETS, request_export
 from recast.reinterpretation.idempotency import key_check, request_submit_once
 from recast.reinterpretation.models import Request, Run
 from recast.reinterpretation.services import request_cancel, request_submit
-from recast.reinterpretation.submission import SOURCES, check_size, points_from
+from recast.reinterpretation.submission import (
+    SOURCES,
+    cache_flag,
+    check_size,
+    points_from,
+)
 from recast.reinterpretation.validation import validation_start
 from recast.storage.services import blob_store
 
@@ -202,11 +207,15 @@ class RequestListCreate(APIView):
         if key is not None:
             key_check(key)
         points = points_from(analysis, data, files)
+        use_cache = cache_flag(data)
         owner = request.user if isinstance(request.user, User) else None
         if key is None or owner is None:
-            created, new = request_submit(analysis, points, owner=owner), True
+            created = request_submit(analysis, points, owner=owner, use_cache=use_cache)
+            new = True
         else:
-            created, new = request_submit_once(analysis, points, owner, key)
+            created, new = request_submit_once(
+                analysis, points, owner, key, use_cache=use_cache
+            )
         return Response(
             out.RequestDetailSerializer(created).data,
             status=status.HTTP_201_CREATED if new else status.HTTP_200_OK,

@@ -130,6 +130,9 @@ def add_steps(
             properties["error"] = step["reason"]
         if shared:
             properties["disambiguatingDescription"] = shared
+        if step.get("cache", {}).get("hit"):
+            properties["description"] += f" ({reuse_sentence(step['cache'])})"
+            properties["isBasedOn"] = add_cache_entry(crate, step["cache"])
         action = crate.add_action(
             images.get(step["image"]),
             identifier=f"#step-{step['name']}",
@@ -138,6 +141,29 @@ def add_steps(
             properties=properties,
         )
         action["instrument"] = images.get(step["image"])
+
+
+def reuse_sentence(cache: dict[str, Any]) -> str:
+    sentence = f"reused from cache entry {cache['key']}"
+    if cache.get("producer"):
+        sentence += f", first produced by run {cache['producer']}"
+    return sentence
+
+
+def add_cache_entry(crate: ROCrate, cache: dict[str, Any]) -> Any:
+    """The step-cache entry whose outputs a step reused, as a context entity."""
+    return crate.add(
+        ContextEntity(
+            crate,
+            f"#cache-entry-{cache['key']}",
+            properties={
+                "@type": "CreativeWork",
+                "name": f"step cache entry {cache['key']}",
+                "description": reuse_sentence(cache),
+                "dateCreated": cache.get("created_at", ""),
+            },
+        )
+    )
 
 
 def write_crate(folder: Path, record: dict[str, Any]) -> None:
@@ -298,12 +324,29 @@ def add_prov_step(
     if batch is not None:
         # The step's one process served every point of the batch.
         document.wasInformedBy(activity, batch)
+    reused = prov_cache_entry(document, activity, step.get("cache", {}))
     for relative, entity in files.items():
         if (
             relative.startswith(f"outputs/{step['name']}/")
             or relative == f"logs/{step['name']}.log"
         ):
             document.wasGeneratedBy(entity, activity)
+            if reused is not None:
+                document.wasDerivedFrom(entity, reused)
+
+
+def prov_cache_entry(
+    document: prov.ProvDocument, activity: prov.ProvActivity, cache: dict[str, Any]
+) -> prov.ProvEntity | None:
+    """A reused step used its cache entry, which the first run produced."""
+    if not cache.get("hit"):
+        return None
+    attributes = {"prov:label": reuse_sentence(cache)}
+    if cache.get("producer"):
+        attributes["recast:firstProducedBy"] = f"recast:run-{cache['producer']}"
+    entry = document.entity(f"recast:cache-entry-{cache['key']}", attributes)
+    document.used(activity, entry)
+    return entry
 
 
 def describe(folder: Path, record: dict[str, Any], spec: dict[str, Any]) -> None:

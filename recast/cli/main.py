@@ -151,8 +151,16 @@ def catalogue_add_likelihood(**options: Any) -> None:
 @click.option(
     "--json", "as_json", is_flag=True, help="print the result as one JSON object"
 )
+@click.option(
+    "--no-cache", is_flag=True, help="run every step; reuse nothing from the cache"
+)
 def run(
-    slug: str, signal: Path | None, patch: str | None, example: bool, as_json: bool
+    slug: str,
+    signal: Path | None,
+    patch: str | None,
+    example: bool,
+    as_json: bool,
+    no_cache: bool,
 ) -> None:
     """Run one point of SLUG here and now, with no server."""
     chosen = [
@@ -171,7 +179,9 @@ def run(
     django_setup(quiet=False)
     from recast.reinterpretation.local import run_locally
 
-    summary = run_locally(slug, signal=signal, patch=patch, example=example)
+    summary = run_locally(
+        slug, signal=signal, patch=patch, example=example, use_cache=not no_cache
+    )
     if as_json:
         print_json(summary)
     else:
@@ -240,6 +250,9 @@ def login(url: str, token: str) -> None:
 @click.option("--name", help="the point's name (one point)")
 @click.option("--watch", is_flag=True, help="follow progress until the request ends")
 @click.option("--json", "as_json", is_flag=True, help="print the request as JSON")
+@click.option(
+    "--no-cache", is_flag=True, help="run every step; reuse nothing from the cache"
+)
 def submit(
     slug: str,
     signal: Path | None,
@@ -248,6 +261,7 @@ def submit(
     name: str | None,
     watch: bool,
     as_json: bool,
+    no_cache: bool,
 ) -> None:
     """Submit a reinterpretation request to the server; prints its id."""
     given = [
@@ -264,7 +278,9 @@ def submit(
             "give exactly one of --signal FILE, --patch NAME... or --scan GLOB|FILE"
         )
     client = Client()
-    created = remote.submit_request(client, slug, signal, patches, scan, name)
+    created = remote.submit_request(
+        client, slug, signal, patches, scan, name, use_cache=not no_cache
+    )
     if not watch:
         print_json(created) if as_json else click.echo(created["id"])
         return

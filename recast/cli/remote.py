@@ -28,10 +28,13 @@ def submit_request(
     patches: tuple[str, ...],
     scan: str | None,
     name: str | None,
+    use_cache: bool = True,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"analysis": slug}
     if name:
         body["name"] = name
+    if not use_cache:
+        body["cache"] = False
     if signal is not None:
         with signal.open("rb") as handle:
             return dict(

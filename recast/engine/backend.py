@@ -16,6 +16,8 @@ from typing import Any, Protocol
 from packtivity import syncbackends
 from packtivity.asyncbackends import ForegroundProxy
 
+from recast.engine import cache as step_cache
+from recast.engine.cache import StepCache
 from recast.engine.events import CancelCheck, Observer, StepEvent, StepJob, StepOutcome
 
 logger = logging.getLogger(__name__)
@@ -55,8 +57,10 @@ class RecastBackend:
         logs_dir: Path,
         cancelled: CancelCheck,
         timeout: int,
+        cache: StepCache | None = None,
     ) -> None:
         self.executor = executor
+        self.cache = cache
         self.observer = observer
         self.logs_dir = logs_dir
         self.cancelled = cancelled
@@ -100,7 +104,9 @@ class RecastBackend:
             )
         )
 
-        outcome = self.executor.run(job, self.cancelled)
+        outcome, cached = step_cache.run_step(
+            self.cache, self.executor, job, parameters.json(), self.cancelled
+        )
         event = StepEvent(
             "finished",
             name,
@@ -111,6 +117,7 @@ class RecastBackend:
             outcome.finished_at,
             outcome.exit_code,
             environment=outcome.environment,
+            cache=cached,
         )
         if not outcome.ok:
             event.kind, event.reason = (

@@ -52,6 +52,9 @@ class StepEvent:
     reason: str = ""
     outputs: Any = None
     environment: dict[str, Any] = field(default_factory=dict)
+    # The step cache's part: {key, hit, stored} or {key, hit, producer,
+    # created_at} when the outputs were reused; empty when not cached.
+    cache: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -66,7 +67,9 @@ def wait(process: subprocess.Popen[bytes], timeout: int, cancelled: CancelCheck)
         if time.monotonic() > deadline:
             stop(process)
             return f"timed out after {timeout} s"
-        time.sleep(POLL_SECONDS)
+        # Returns as soon as the step ends: a short step costs no poll.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=POLL_SECONDS)
     return ""
 
 
@@ -81,6 +84,12 @@ class LocalExecutor:
         """Build (once) the environment of ``image``; return its description."""
         _, description = environments.ensure(self.envs_dir, self.images[image])
         return description
+
+    def image_identity(self, image: str, tag: str) -> str | None:
+        """What the step cache keys on: the recipe's hash (a local image is
+        its recipe, built into a virtual environment)."""
+        recipe = self.images.get(image)
+        return f"recipe:{recipe['recipe_sha256']}" if recipe else None
 
     def run(self, job: StepJob, cancelled: CancelCheck) -> StepOutcome:
         venv, description = environments.ensure(self.envs_dir, self.images[job.image])

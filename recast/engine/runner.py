@@ -11,7 +11,9 @@ from typing import Any
 from yadage.backends.packtivitybackend import PacktivityBackend
 from yadage.steering_api import steering_ctx
 
+from recast.engine import speedups
 from recast.engine.backend import Executor, RecastBackend
+from recast.engine.cache import StepCache
 from recast.engine.events import CancelCheck, Observer, StepEvent
 
 logger = logging.getLogger(__name__)
@@ -19,6 +21,7 @@ logger = logging.getLogger(__name__)
 # packtivity logs every published value to its own stderr handler; the
 # engine's observer records what matters.
 os.environ.setdefault("PACKTIVITY_LOGGING_DISABLE", "true")
+speedups.apply()
 
 
 @dataclass
@@ -45,11 +48,14 @@ def execute(
     observer: Observer,
     cancelled: CancelCheck,
     timeout: int = 3600,
+    cache: StepCache | None = None,
 ) -> Outcome:
     """Run ``spec`` with ``init`` in ``workdir`` (which must not exist yet).
 
     Step logs go to ``workdir/_recast/logs``; yadage's snapshot to
-    ``workdir/_yadage``. Returns how it ended; raises only on engine bugs.
+    ``workdir/_yadage``. With a ``cache``, a step identical to one that
+    succeeded before reuses its outputs instead of running. Returns how it
+    ended; raises only on engine bugs.
     """
     if not init:
         # yadage runs nothing without init parameters, yet reports success.
@@ -63,7 +69,14 @@ def execute(
     logs = workdir / "_recast" / "logs"
     logs.mkdir(parents=True)
     backend = PacktivityBackend(
-        packtivity_backend=RecastBackend(executor, record, logs, cancelled, timeout),
+        packtivity_backend=RecastBackend(
+            executor,
+            record,
+            logs,
+            cancelled,
+            timeout,
+            cache.for_workdir(workdir) if cache else None,
+        ),
         backendopts={},
     )
     try:

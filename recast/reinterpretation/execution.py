@@ -33,6 +33,7 @@ from recast.core.errors import Conflict, InvalidInput
 from recast.core.results import point_result
 from recast.engine import runner
 from recast.engine.backend import Executor
+from recast.engine.cache import StepCache
 from recast.engine.docker import DockerExecutor
 from recast.engine.environments import EnvironmentBuildFailed, image_folder
 from recast.engine.events import StepEvent
@@ -130,6 +131,20 @@ class Batch:
             "points": [c.run.point for c in self.claims],
             "runs": [c.run_id for c in self.claims],
         }
+
+
+def step_cache_for(batch: Batch, rundir: Path) -> StepCache | None:
+    """The shared step cache as this batch uses it: new entries name the run
+    (or the batch) that made them, and the batch's own folder is left out of
+    the keys (every attempt has its own). A batch's points share a request."""
+    if not batch.claims[0].run.request.use_cache:
+        return None
+    return StepCache(
+        Path(settings.RECAST_STEP_CACHE_DIR),
+        settings.RECAST_CACHE_MAX_BYTES,
+        producer=first_or_batch(batch),
+        roots=(str(rundir),),
+    )
 
 
 def materialise_point(
@@ -381,6 +396,7 @@ def batch_execute(batch: Batch) -> dict[str, str]:
             observe,
             beat.stopped,
             timeout=settings.RECAST_STEP_TIMEOUT,
+            cache=step_cache_for(batch, rundir),
         )
     except EnvironmentBuildFailed as exc:
         return fail_all(batch, f"the step environment could not be built: {exc}")

@@ -51,7 +51,11 @@ def earlier(owner: User, key: str, digest: str) -> Request | None:
 
 
 def request_submit_once(
-    analysis: Analysis, points: Sequence[PointInputs], owner: User, key: str
+    analysis: Analysis,
+    points: Sequence[PointInputs],
+    owner: User,
+    key: str,
+    use_cache: bool = True,
 ) -> tuple[Request, bool]:
     """The request made with ``key`` (False) or a new one (True)."""
     digest = fingerprint(analysis, points)
@@ -61,7 +65,12 @@ def request_submit_once(
 
     try:
         created = request_submit(
-            analysis, points, owner=owner, idempotency_key=key, fingerprint=digest
+            analysis,
+            points,
+            owner=owner,
+            use_cache=use_cache,
+            idempotency_key=key,
+            fingerprint=digest,
         )
     except IntegrityError:
         # Another submit with this key committed first: answer with its request.

@@ -36,6 +36,7 @@ def run_locally(
     signal: Path | None = None,
     patch: str | None = None,
     example: bool = False,
+    use_cache: bool = True,
 ) -> dict[str, Any]:
     analysis = analysis_get(slug)
     inputs, uploads, name = point_inputs(
@@ -43,7 +44,7 @@ def run_locally(
     )
     point = check_point(analysis, inputs, uploads, name)
 
-    request = request_submit(analysis, [point], enqueue_runs=False)
+    request = request_submit(analysis, [point], enqueue_runs=False, use_cache=use_cache)
     run = request.runs.get()
     execution.run_execute(str(run.id))
     run.refresh_from_db()

@@ -37,6 +37,9 @@ class Request(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT
     )
     is_scan = models.BooleanField(default=False)
+    use_cache = models.BooleanField(
+        default=True, help_text="whether its steps may reuse cached outputs"
+    )
     status = models.CharField(
         max_length=16, choices=Status.choices, default=Status.SUBMITTED
     )
@@ -118,6 +121,17 @@ class Step(models.Model):
     log_path = models.CharField(max_length=500, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    cache_key = models.CharField(
+        max_length=64, blank=True, help_text="its step-cache key, when cached"
+    )
+    reused = models.BooleanField(
+        default=False, help_text="its outputs came from the step cache"
+    )
+    reused_from = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="the run that first produced the outputs it reused",
+    )
 
     class Meta:
         ordering = ["run", "attempt", "id"]

@@ -40,11 +40,13 @@ def request_submit(
     owner: User | None = None,
     *,
     enqueue_runs: bool = True,
+    use_cache: bool = True,
     idempotency_key: str = "",
     fingerprint: str = "",
 ) -> Request:
     """Create a request with one run per checked point, then queue the runs once
     the transaction has committed (a worker must find the rows it is given).
+    With ``use_cache`` off, its runs neither read nor fill the step cache.
 
     Raises IntegrityError when ``owner`` already has a request with
     ``idempotency_key`` (see recast.reinterpretation.idempotency)."""
@@ -63,6 +65,7 @@ def request_submit(
             workflow_version=analysis.current_workflow(),
             owner=owner,
             is_scan=len(points) > 1,
+            use_cache=use_cache,
             status=Status.QUEUED,
             idempotency_key=idempotency_key,
             fingerprint=fingerprint,
@@ -126,6 +129,10 @@ def step_record(run_id: str, attempt: int, event: StepEvent) -> None:
         "log_path": event.log_path,
         "exit_code": event.exit_code,
         "reason": event.reason,
+        # The step cache: the key, and where reused outputs came from.
+        "cache_key": event.cache.get("key", ""),
+        "reused": bool(event.cache.get("hit")),
+        "reused_from": event.cache.get("producer", ""),
     }
     if event.kind == "started":
         fields["started_at"] = timezone.now()
@@ -138,7 +145,7 @@ def step_record(run_id: str, attempt: int, event: StepEvent) -> None:
         "run %s step %s %s%s",
         run_id,
         event.name,
-        event.kind,
+        "reused from the cache" if fields["reused"] else event.kind,
         f": {event.reason}" if event.reason else "",
     )
 

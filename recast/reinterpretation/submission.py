@@ -90,6 +90,16 @@ def uploaded_signal(
     return check_point(analysis, {}, {"signal": content}, name or default)
 
 
+def cache_flag(data: dict[str, Any]) -> bool:
+    """``cache``: JSON true/false, or the strings a multipart form sends."""
+    value = data.get("cache", True)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise InvalidInput("$.cache: must be true or false")
+
+
 def points_from(
     analysis: Analysis, data: dict[str, Any], files: dict[str, tuple[str, bytes]]
 ) -> list[PointInputs]:

@@ -128,6 +128,34 @@ def test_two_sources_at_once_are_refused_and_nothing_is_stored(
     assert not Request.objects.exists()
 
 
+def test_cache_false_makes_a_request_that_reuses_no_step(
+    demo: Analysis, as_alice: APIClient, queued: list[str]
+) -> None:
+    default = submit(as_alice, {"analysis": DEMO, "patches": ["stop_450_0"]})
+    with EXAMPLE.open("rb") as signal:
+        uncached = as_alice.post(
+            "/api/v1/requests/",
+            {"analysis": DEMO, "signal": signal, "cache": "false"},
+            format="multipart",
+        )
+
+    assert default.json()["cache"] is True
+    assert uncached.status_code == 201
+    assert uncached.json()["cache"] is False
+    assert Request.objects.get(id=uncached.json()["id"]).use_cache is False
+
+
+def test_a_cache_flag_that_is_no_boolean_is_refused_and_nothing_is_stored(
+    demo: Analysis, as_alice: APIClient
+) -> None:
+    response = submit(
+        as_alice, {"analysis": DEMO, "patches": ["stop_450_0"], "cache": "sometimes"}
+    )
+
+    assert error(response) == (400, "invalid", "$.cache: must be true or false")
+    assert not Request.objects.exists()
+
+
 def test_a_glob_matching_nothing_is_refused(
     demo: Analysis, as_alice: APIClient
 ) -> None:

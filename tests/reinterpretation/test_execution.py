@@ -77,6 +77,7 @@ def example(
         "RECAST_WORK_DIR": base / "work",
         "RECAST_ARCHIVE_DIR": base / "archive",
         "RECAST_UPLOAD_DIR": base / "uploads",
+        "RECAST_STEP_CACHE_DIR": base / "example-step-cache",
     }
     blocker = django_db_blocker.unblock()
     with blocker, override_settings(**folders), transaction.atomic():

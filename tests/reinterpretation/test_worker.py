@@ -52,6 +52,7 @@ def worker(transactional_db: None, tmp_path: Path) -> Iterator[subprocess.Popen[
         "RECAST_ARCHIVE_DIR": str(settings.RECAST_ARCHIVE_DIR),
         "RECAST_UPLOAD_DIR": str(settings.RECAST_UPLOAD_DIR),
         "RECAST_ENVS_DIR": str(settings.RECAST_ENVS_DIR),
+        "RECAST_STEP_CACHE_DIR": str(settings.RECAST_STEP_CACHE_DIR),
         # CI runs as root; the worker itself runs no untrusted code.
         "C_FORCE_ROOT": "1",
     }

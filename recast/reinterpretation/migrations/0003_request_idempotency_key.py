@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("catalogue", "0001_initial"),
-        ("reinterpretation", "0001_initial"),
+        ("reinterpretation", "0002_step_cache"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
