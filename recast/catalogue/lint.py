@@ -21,7 +21,6 @@ from recast.catalogue import loader
 from recast.core import jsonschema as schemas
 from recast.core.errors import InvalidInput
 
-PLATFORM_INIT = {"public-likelihood": {"bkgonly", "signals"}}
 HOST_RESOURCES = {"cvmfs", "gridproxy", "kerberos"}
 DIGEST = re.compile(r"(^|@)sha256:[0-9a-f]{64}$")
 
@@ -90,7 +89,8 @@ def declared_inputs(folder: Path, document: dict[str, Any]) -> set[str]:
     if isinstance(schema, str):
         schema = loader.read_json(folder / schema, schema)
     names = set(schema.get("properties", {})) if isinstance(schema, dict) else set()
-    return names | PLATFORM_INIT.get(document["kind"], set())
+    platform = loader.PLATFORM_INIT.get(document["kind"], set())
+    return names | platform | set(document.get("preserved", {}))
 
 
 def load_raw(spec_file: Path) -> tuple[dict[str, Any] | None, list[Finding]]:

@@ -146,29 +146,54 @@ def catalogue_add_likelihood(**options: Any) -> None:
 @click.option("--patch", help="name of a patch in the analysis' patchset")
 @click.option("--example", is_flag=True, help="run the analysis' example inputs")
 @click.option(
+    "--input",
+    "given",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="an input of the analysis' input schema; VALUE is JSON or text, @PATH a "
+    "file (repeat KEY for a list of files)",
+)
+@click.option("--name", default="", help="the point's name")
+@click.option(
     "--json", "as_json", is_flag=True, help="print the result as one JSON object"
 )
 def run(
-    slug: str, signal: Path | None, patch: str | None, example: bool, as_json: bool
+    slug: str,
+    signal: Path | None,
+    patch: str | None,
+    example: bool,
+    given: tuple[str, ...],
+    name: str,
+    as_json: bool,
 ) -> None:
     """Run one point of SLUG here and now, with no server."""
     chosen = [
-        name
-        for name, given in (
+        flag
+        for flag, value in (
             ("--signal", signal),
             ("--patch", patch),
             ("--example", example),
+            ("--input", given),
         )
-        if given
+        if value
     ]
     if len(chosen) != 1:
         raise click.UsageError(
-            "give exactly one of --signal FILE, --patch NAME or --example"
+            "give exactly one of --signal FILE, --patch NAME, --input KEY=VALUE... "
+            "or --example"
         )
+    pairs = []
+    for item in given:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.UsageError(f"--input {item}: write KEY=VALUE")
+        pairs.append((key, value))
     django_setup(quiet=False)
     from recast.reinterpretation.local import run_locally
 
-    summary = run_locally(slug, signal=signal, patch=patch, example=example)
+    summary = run_locally(
+        slug, signal=signal, patch=patch, example=example, given=pairs, name=name
+    )
     if as_json:
         print_json(summary)
     else:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+from recast.catalogue.loader import file_fields
+from recast.catalogue.models import Analysis
 from recast.catalogue.selectors import analysis_get
 from recast.core.errors import InvalidInput
 from recast.reinterpretation import execution
-from recast.reinterpretation.inputs import check_point, signal_metadata
+from recast.reinterpretation.inputs import Uploads, check_point, signal_metadata
 from recast.reinterpretation.selectors import run_summary
 from recast.reinterpretation.services import request_submit
 
@@ -31,17 +34,67 @@ def point_inputs(
     return {}, {"signal": content}, name
 
 
+def value_of(text: str) -> Any:
+    """A value given on the command line: JSON if it reads as JSON, else text."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def given_inputs(
+    analysis: Analysis, pairs: list[tuple[str, str]]
+) -> tuple[dict[str, Any], Uploads, str]:
+    """Inputs from ``KEY=VALUE`` pairs (``KEY=@PATH`` for a file), and a name
+    for the point: the first file's stem."""
+    lists = file_fields(analysis.input_schema)
+    inputs: dict[str, Any] = {}
+    uploads: Uploads = {}
+    name = ""
+    for key, value in pairs:
+        if key in inputs or (key in uploads and not lists.get(key)):
+            raise InvalidInput(f"$.{key}: given twice")
+        if not value.startswith("@"):
+            inputs[key] = value_of(value)
+            continue
+        path = Path(value[1:])
+        try:
+            content = path.read_bytes()
+        except OSError as exc:
+            raise InvalidInput(
+                f"$.{key}: cannot read {path} ({exc.strerror})"
+            ) from None
+        name = name or path.stem
+        if lists.get(key):
+            listed = uploads.setdefault(key, [])
+            assert isinstance(listed, list)
+            listed.append(content)
+        else:
+            uploads[key] = content
+    return inputs, uploads, name
+
+
 def run_locally(
     slug: str,
     signal: Path | None = None,
     patch: str | None = None,
     example: bool = False,
+    given: list[tuple[str, str]] | None = None,
+    name: str = "",
 ) -> dict[str, Any]:
     analysis = analysis_get(slug)
-    inputs, uploads, name = point_inputs(
-        analysis.example_inputs, signal, patch, example
-    )
-    point = check_point(analysis, inputs, uploads, name)
+    uploads: Uploads
+    if given:
+        inputs, uploads, default = given_inputs(analysis, given)
+    else:
+        inputs, files, default = point_inputs(
+            analysis.example_inputs, signal, patch, example
+        )
+        uploads = dict(files)
+        if example:
+            # The example is named as in its reference result.
+            default = str(analysis.reference_result.get("point") or "")
+    point = check_point(analysis, inputs, uploads, name or default)
 
     request = request_submit(analysis, [point], enqueue_runs=False)
     run = request.runs.get()
