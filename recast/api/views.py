@@ -149,17 +149,24 @@ class RequestListCreate(APIView):
         responses={201: out.RequestDetailSerializer},
     )
     def post(self, request: HttpRequest) -> Response:
-        data = {k: v for k, v in request.data.items() if k not in FILE_FIELDS}
+        data = {k: v for k, v in request.data.items() if k not in request.FILES}
         files = {
             name: (f.name, f.read())
             for name, f in request.FILES.items()
             if name in FILE_FIELDS
         }
+        # Any other file is an input of the point, named by its field (repeated
+        # for an input that is a list of files).
+        attached = {
+            name: [(f.name, f.read()) for f in request.FILES.getlist(name)]
+            for name in request.FILES
+            if name not in FILE_FIELDS
+        }
         if not data.get("analysis"):
             raise InvalidInput("$.analysis: required: the slug of the analysis")
         analysis = analysis_get(str(data["analysis"]), request.user)
 
-        points = points_from(analysis, data, files)
+        points = points_from(analysis, data, files, attached)
         owner = request.user if isinstance(request.user, User) else None
         created = request_submit(analysis, points, owner=owner)
         return Response(

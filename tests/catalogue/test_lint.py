@@ -31,26 +31,31 @@ def test_the_demo_analysis_has_no_error(workflows_copy: Path) -> None:
 def test_a_multi_file_spec_with_scatter_and_a_subworkflow_is_read_whole() -> None:
     findings = lint(ATLAS_STYLE / "workflow.yml")
 
-    assert [(f.path, f.severity, f.message) for f in findings] == [
+    # Each finding names the file that holds the step ($ref), and the path in it.
+    assert [(f.file, f.path, f.severity, f.message) for f in findings] == [
         (
-            "$.stages[0].scheduler.step.publisher",
-            "warning",
-            "stage 'selection' publishes 'cutflow', which no stage reads",
-        ),
-        (
-            "$.stages[1].scheduler.step.environment.imagetag",
-            "info",
-            "image 'example/selection' is pinned by tag 'v1.2' only",
-        ),
-        (
-            "$.stages[2].scheduler.workflow.stages[0].scheduler.step.environment.imagetag",
+            "steps/fit.yml",
+            "$.environment.imagetag",
             "error",
             "image 'example/fit' is not pinned (tag 'latest')",
         ),
         (
-            "$.stages[2].scheduler.workflow.stages[0].scheduler.step.environment.resources[0]",
+            "steps/fit.yml",
+            "$.environment.resources[0]",
             "error",
             "the step asks for a host mount (CVMFS)",
+        ),
+        (
+            "steps/merge.yml",
+            "$.environment.imagetag",
+            "info",
+            "image 'example/selection' is pinned by tag 'v1.2' only",
+        ),
+        (
+            "steps/selection.yml",
+            "$.publisher",
+            "warning",
+            "stage 'selection' publishes 'cutflow', which no stage reads",
         ),
     ]
 
@@ -87,7 +92,7 @@ def test_an_invalid_recast_yml_is_reported_field_by_field(workflows_copy: Path) 
         (
             "recast.yml",
             "$.kind",
-            "'magic' is not one of ['public-likelihood', 'workflow']",
+            "'magic' is not one of ['public-likelihood', 'event-level', 'workflow']",
         ),
     ]
 
@@ -109,8 +114,8 @@ def test_an_unknown_environment_type_is_an_error(tmp_path: Path) -> None:
     merge.write_text(text + "environment:\n  environment_type: localproc-env\n")
 
     assert (
-        "workflow.yml",
-        "$.stages[1].scheduler.step.environment.environment_type",
+        "steps/merge.yml",
+        "$.environment.environment_type",
         "environment type 'localproc-env' cannot run on recast's backends",
     ) in errors(lint(tmp_path / "spec"))
 
@@ -138,7 +143,10 @@ def test_a_schema_error_names_the_closest_cause(tmp_path: Path) -> None:
 
     [finding] = lint(tmp_path / "spec")
 
-    assert finding.path == "$.stages[1].scheduler.step.publisher.publisher_type"
+    assert (finding.file, finding.path) == (
+        "steps/merge.yml",
+        "$.publisher.publisher_type",
+    )
     assert finding.message == (
         "'telepathy' is not one of ['constant-pub', 'fromglob-pub', "
         "'frompar-pub', 'fromparjq-pub', 'fromyaml-pub', 'interpolated-pub', "
