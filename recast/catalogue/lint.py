@@ -73,16 +73,20 @@ def entry_checks(folder: Path) -> list[Finding]:
     try:
         loader.read_entry(folder, folder.parent)
     except InvalidInput as exc:
-        return [
-            Finding(
-                loader.ENTRY_FILE,
-                "$",
-                "error",
-                exc.message,
-                "the catalogue would refuse this entry",
-            )
-        ]
+        return [entry_finding(folder, exc.message)]
     return []
+
+
+def entry_finding(folder: Path, message: str) -> Finding:
+    """The loader's message (``FILE: $.PATH: what``) as a finding on that file
+    and path; a message of another shape is reported against recast.yml."""
+    source, _, rest = message.partition(": ")
+    path, sep, detail = rest.partition(": ")
+    hint = "the catalogue would refuse this entry"
+    if not (sep and path.startswith("$") and " " not in path):
+        return Finding(loader.ENTRY_FILE, "$", "error", message, hint)
+    file = source.split(f"{folder.name}/", 1)[-1]
+    return Finding(file, path, "error", detail, hint)
 
 
 def declared_inputs(folder: Path, document: dict[str, Any]) -> set[str]:

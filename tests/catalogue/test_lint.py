@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from recast.catalogue.lint import Finding, lint
 from recast.cli.main import cli
-from tests.conftest import DEMO
+from tests.conftest import DEMO, EVENTS
 
 ATLAS_STYLE = Path(__file__).with_name("specs") / "atlas-style"
 
@@ -26,6 +26,69 @@ def test_the_demo_analysis_has_no_error(workflows_copy: Path) -> None:
 
     assert errors(findings) == []
     assert {f.severity for f in findings} == {"info"}  # pinned by tag, not digest
+
+
+def test_the_event_level_analysis_has_no_error(workflows_copy: Path) -> None:
+    findings = lint(workflows_copy / EVENTS)
+
+    assert errors(findings) == []
+    assert {(f.file, f.severity) for f in findings} == {
+        ("steps.yml", "info"),
+        ("../public-likelihood/steps.yml", "info"),
+    }
+
+
+def test_a_broken_step_of_the_event_level_analysis_is_found_in_its_file(
+    workflows_copy: Path,
+) -> None:
+    steps = workflows_copy / EVENTS / "steps.yml"
+    text = steps.read_text()
+    head, tail = text.split("reference:\n", 1)
+    head = head.replace("imagetag: 1.0.0", "imagetag: latest\n    resources: [CVMFS]")
+    steps.write_text(head + "reference:\n" + tail)
+
+    assert errors(lint(workflows_copy / EVENTS)) == [
+        (
+            "steps.yml",
+            "$.select.environment.imagetag",
+            "image 'recast/dilepton-selection' is not pinned (tag 'latest')",
+        ),
+        (
+            "steps.yml",
+            "$.select.environment.resources[0]",
+            "the step asks for a host mount (CVMFS)",
+        ),
+    ]
+
+
+def test_an_init_parameter_that_is_neither_input_nor_preserved_is_an_error(
+    workflows_copy: Path,
+) -> None:
+    entry = workflows_copy / EVENTS / "recast.yml"
+    document = yaml.safe_load(entry.read_text())
+    del document["preserved"]["observed"]
+    entry.write_text(yaml.safe_dump(document))
+
+    assert errors(lint(workflows_copy / EVENTS)) == [
+        (
+            "workflow.yml",
+            "$.stages[1].scheduler.parameters[1]",
+            "parameter 'observed' reads init 'observed', "
+            "which the input schema does not declare",
+        ),
+    ]
+
+
+def test_a_missing_preserved_file_is_an_error(workflows_copy: Path) -> None:
+    (workflows_copy / EVENTS / "data" / "observed.root").unlink()
+
+    assert errors(lint(workflows_copy / EVENTS)) == [
+        (
+            "recast.yml",
+            "$.preserved.observed",
+            "'data/observed.root' does not exist",
+        ),
+    ]
 
 
 def test_a_multi_file_spec_with_scatter_and_a_subworkflow_is_read_whole() -> None:
