@@ -7,6 +7,7 @@ input rejected. Machine output goes to stdout, messages to stderr.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -136,6 +137,24 @@ def catalogue_add_likelihood(**options: Any) -> None:
     )
 
 
+def input_pairs(given: tuple[str, ...]) -> list[tuple[str, Any]]:
+    """``--input KEY=VALUE`` options: VALUE as JSON when it reads as JSON, else
+    as text; ``@PATH`` as the Path of a file."""
+    pairs: list[tuple[str, Any]] = []
+    for item in given:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.UsageError(f"--input {item}: write KEY=VALUE")
+        if value.startswith("@"):
+            pairs.append((key, Path(value[1:])))
+            continue
+        try:
+            pairs.append((key, json.loads(value)))
+        except json.JSONDecodeError:
+            pairs.append((key, value))
+    return pairs
+
+
 @cli.command("run")
 @click.argument("slug")
 @click.option(
@@ -182,12 +201,7 @@ def run(
             "give exactly one of --signal FILE, --patch NAME, --input KEY=VALUE... "
             "or --example"
         )
-    pairs = []
-    for item in given:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise click.UsageError(f"--input {item}: write KEY=VALUE")
-        pairs.append((key, value))
+    pairs = input_pairs(given)
     django_setup(quiet=False)
     from recast.reinterpretation.local import run_locally
 
@@ -241,6 +255,13 @@ def login(url: str, token: str) -> None:
     "--patch", "patches", multiple=True, help="a patch name (repeat for a scan)"
 )
 @click.option("--scan", help="a glob over the patch names, or a patchset file")
+@click.option(
+    "--input",
+    "given",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="an input of one point, as for `recast run` (@PATH for a file)",
+)
 @click.option("--name", help="the point's name (one point)")
 @click.option("--watch", is_flag=True, help="follow progress until the request ends")
 @click.option("--json", "as_json", is_flag=True, help="print the request as JSON")
@@ -249,26 +270,33 @@ def submit(
     signal: Path | None,
     patches: tuple[str, ...],
     scan: str | None,
+    given: tuple[str, ...],
     name: str | None,
     watch: bool,
     as_json: bool,
 ) -> None:
     """Submit a reinterpretation request to the server; prints its id."""
-    given = [
+    chosen = [
         flag
         for flag, value in (
             ("--signal", signal),
             ("--patch", patches),
             ("--scan", scan),
+            ("--input", given),
         )
         if value
     ]
-    if len(given) != 1:
+    if len(chosen) != 1:
         raise click.UsageError(
-            "give exactly one of --signal FILE, --patch NAME... or --scan GLOB|FILE"
+            "give exactly one of --signal FILE, --patch NAME..., --scan GLOB|FILE "
+            "or --input KEY=VALUE..."
         )
+    pairs = input_pairs(given)
+    for key, value in pairs:
+        if isinstance(value, Path) and not value.is_file():
+            raise click.UsageError(f"--input {key}=@{value}: no such file")
     client = Client()
-    created = remote.submit_request(client, slug, signal, patches, scan, name)
+    created = remote.submit_request(client, slug, signal, patches, scan, name, pairs)
     if not watch:
         print_json(created) if as_json else click.echo(created["id"])
         return

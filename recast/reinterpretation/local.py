@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -34,19 +33,11 @@ def point_inputs(
     return {}, {"signal": content}, name
 
 
-def value_of(text: str) -> Any:
-    """A value given on the command line: JSON if it reads as JSON, else text."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
 def given_inputs(
-    analysis: Analysis, pairs: list[tuple[str, str]]
+    analysis: Analysis, pairs: list[tuple[str, Any]]
 ) -> tuple[dict[str, Any], Uploads, str]:
-    """Inputs from ``KEY=VALUE`` pairs (``KEY=@PATH`` for a file), and a name
-    for the point: the first file's stem."""
+    """Inputs from the command line (a Path is a file to read), and a name for
+    the point: the first file's stem."""
     lists = file_fields(analysis.input_schema)
     inputs: dict[str, Any] = {}
     uploads: Uploads = {}
@@ -54,17 +45,16 @@ def given_inputs(
     for key, value in pairs:
         if key in inputs or (key in uploads and not lists.get(key)):
             raise InvalidInput(f"$.{key}: given twice")
-        if not value.startswith("@"):
-            inputs[key] = value_of(value)
+        if not isinstance(value, Path):
+            inputs[key] = value
             continue
-        path = Path(value[1:])
         try:
-            content = path.read_bytes()
+            content = value.read_bytes()
         except OSError as exc:
             raise InvalidInput(
-                f"$.{key}: cannot read {path} ({exc.strerror})"
+                f"$.{key}: cannot read {value} ({exc.strerror})"
             ) from None
-        name = name or path.stem
+        name = name or value.stem
         if lists.get(key):
             listed = uploads.setdefault(key, [])
             assert isinstance(listed, list)
@@ -79,7 +69,7 @@ def run_locally(
     signal: Path | None = None,
     patch: str | None = None,
     example: bool = False,
-    given: list[tuple[str, str]] | None = None,
+    given: list[tuple[str, Any]] | None = None,
     name: str = "",
 ) -> dict[str, Any]:
     analysis = analysis_get(slug)

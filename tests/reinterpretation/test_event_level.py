@@ -99,14 +99,14 @@ def test_uploaded_event_files_make_one_point_with_its_model_parameters(
     assert all(ref.startswith("sha256:") for ref in point.inputs["signals"])
 
 
-def test_command_line_inputs_read_files_and_json_values(events: Analysis) -> None:
+def test_command_line_inputs_read_files_and_keep_values(events: Analysis) -> None:
     inputs, uploads, name = given_inputs(
         events,
         [
-            ("signals", f"@{SIGNALS[0]}"),
-            ("signals", f"@{SIGNALS[1]}"),
-            ("cross_section_fb", "0.04"),
-            ("model_parameters", '{"m_zprime": 1500}'),
+            ("signals", SIGNALS[0]),
+            ("signals", SIGNALS[1]),
+            ("cross_section_fb", 0.04),
+            ("model_parameters", {"m_zprime": 1500}),
         ],
     )
 
@@ -159,6 +159,23 @@ def test_the_workflow_gets_files_preserved_files_point_and_parameters(
         == (FOLDER / "data" / "background.root").read_bytes()
     )
     assert json.loads(Path(init["model_parameters"]).read_text()) == {"m_zprime": 1500}
+
+
+def test_the_api_shows_the_steps_images_and_preserved_files(
+    events: Analysis, as_alice: APIClient
+) -> None:
+    workflow = as_alice.get(f"/api/v1/analyses/{EVENTS}/").json()["workflow"]
+
+    assert workflow["stages"] == [
+        "select",
+        "reference",
+        "merge",
+        "patch",
+        "fit",
+        "summarise",
+        "plot",
+    ]
+    assert workflow["preserved"] == events.current_workflow().preserved
 
 
 @pytest.mark.django_db(transaction=True)
