@@ -73,6 +73,12 @@ def run_locally(
     name: str = "",
 ) -> dict[str, Any]:
     analysis = analysis_get(slug)
+    if (signal or patch) and analysis.kind != Analysis.Kind.PUBLIC_LIKELIHOOD:
+        names = ", ".join(analysis.input_schema.get("properties", {}))
+        raise InvalidInput(
+            f"'{slug}' is not a public-likelihood analysis; give its inputs "
+            f"({names}) with --input KEY=VALUE"
+        )
     uploads: Uploads
     if given:
         inputs, uploads, default = given_inputs(analysis, given)

@@ -123,6 +123,14 @@ def points_from(
             f"{', '.join(given) or 'none'})"
         )
     source = given[0]
+    if source not in ("inputs", "points") and (
+        analysis.kind != Analysis.Kind.PUBLIC_LIKELIHOOD
+    ):
+        names = ", ".join(analysis.input_schema.get("properties", {}))
+        raise InvalidInput(
+            f"$.{source}: '{analysis.slug}' is not a public-likelihood analysis; "
+            f"give its inputs ({names}) as inputs or points"
+        )
     for name, (_, content) in files.items():
         check_size(name, content)
 

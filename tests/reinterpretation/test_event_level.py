@@ -161,6 +161,22 @@ def test_the_workflow_gets_files_preserved_files_point_and_parameters(
     assert json.loads(Path(init["model_parameters"]).read_text()) == {"m_zprime": 1500}
 
 
+@pytest.mark.django_db(transaction=True)
+def test_the_api_refuses_a_patch_scan_for_an_event_level_analysis(
+    events: Analysis, as_alice: APIClient, queued: list[str]
+) -> None:
+    response = as_alice.post(
+        "/api/v1/requests/", {"analysis": EVENTS, "scan": "*"}, format="json"
+    )
+
+    assert error(response) == (
+        400,
+        "invalid",
+        f"$.scan: '{EVENTS}' is not a public-likelihood analysis; give its inputs "
+        "(signals, cross_section_fb, model_parameters) as inputs or points",
+    )
+
+
 def test_the_api_shows_the_steps_images_and_preserved_files(
     events: Analysis, as_alice: APIClient
 ) -> None:

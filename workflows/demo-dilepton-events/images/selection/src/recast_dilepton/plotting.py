@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")  # no display in a step container
 
@@ -31,6 +32,8 @@ def draw(region: str, content: dict[str, Any], point: str, target: Path) -> None
     fig, ax = plt.subplots(figsize=(6, 4.2), dpi=100)
     bottom = np.zeros(len(edges) - 1)
     for name, values in stacks:
+        if not values.any():
+            continue  # a sample with no event here needs no legend entry
         label = f"{LABELS[name]} ({point})" if name == "signal" else LABELS[name]
         ax.stairs(
             bottom + values,
@@ -51,12 +54,14 @@ def draw(region: str, content: dict[str, Any], point: str, target: Path) -> None
         label="data",
     )
     ax.set_xscale("log")
+    ax.set_xticks(edges, [f"{edge:g}" for edge in edges])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_yscale("log")
     ax.set_ylim(0.05, 5 * max(bottom.max(), observed.max(), 1.0))
     ax.set_xlim(edges[0], edges[-1])
     ax.set_xlabel(r"$m_{\ell\ell}$ [GeV]")
     ax.set_ylabel("events per bin")
-    ax.set_title(TITLES.get(region, region), fontsize="medium")
+    ax.set_title(f"{TITLES.get(region, region)}, before the fit", fontsize="medium")
     ax.legend(loc="upper right", fontsize="small")
 
     fig.tight_layout()
