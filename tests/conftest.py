@@ -19,6 +19,7 @@ from recast.catalogue.services import analysis_load
 REPO = Path(__file__).resolve().parent.parent
 WORKFLOWS = REPO / "workflows"
 DEMO = "demo-stop-1l"
+EVENTS = "demo-dilepton-events"
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
@@ -35,6 +36,13 @@ def isolated_storage(settings: Any, tmp_path_factory: pytest.TempPathFactory) ->
 @pytest.fixture
 def demo(db: None) -> Analysis:
     analysis, _, _ = analysis_load(loader.read_entry(WORKFLOWS / DEMO, WORKFLOWS))
+    return analysis
+
+
+@pytest.fixture
+def events(db: None) -> Analysis:
+    """The event-level demo analysis."""
+    analysis, _, _ = analysis_load(loader.read_entry(WORKFLOWS / EVENTS, WORKFLOWS))
     return analysis
 
 

@@ -82,6 +82,7 @@ class AnalysisDetailSerializer(serializers.ModelSerializer[Analysis]):
                 {k: i[k] for k in ("name", "tag", "recipe_sha256")}
                 for i in version.images
             ],
+            "preserved": version.preserved,
         }
 
 

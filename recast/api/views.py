@@ -185,11 +185,22 @@ class RequestListCreate(APIView):
                     "part with a file name (a file name that is not UTF-8 is not "
                     "understood), or give sha256:<digest> of an upload in 'inputs'"
                 )
-        data = {k: v for k, v in request.data.items() if k not in FILE_FIELDS}
+        data = {
+            k: v
+            for k, v in request.data.items()
+            if k not in request.FILES and k not in FILE_FIELDS
+        }
         files = {
             name: (f.name, f.read())
             for name, f in request.FILES.items()
             if name in FILE_FIELDS
+        }
+        # Any other file is an input of the point, named by its field (repeated
+        # for an input that is a list of files).
+        attached = {
+            name: [(f.name, f.read()) for f in request.FILES.getlist(name)]
+            for name in request.FILES
+            if name not in FILE_FIELDS
         }
         if not data.get("analysis"):
             raise InvalidInput("$.analysis: required: the slug of the analysis")
@@ -197,6 +208,7 @@ class RequestListCreate(APIView):
         if request.content_type.startswith("multipart/") and not any(
             data.get(name) not in (None, "") or name in files for name in SOURCES
         ):
+            # Files named by a point's inputs come with 'inputs'; none came either.
             raise InvalidInput(
                 f"give exactly one of {', '.join(SOURCES)} (got none; a multipart "
                 "part whose field or file name cannot be read, such as a file name "
@@ -206,7 +218,7 @@ class RequestListCreate(APIView):
         key = request.headers.get("Idempotency-Key")
         if key is not None:
             key_check(key)
-        points = points_from(analysis, data, files)
+        points = points_from(analysis, data, files, attached)
         use_cache = cache_flag(data)
         owner = request.user if isinstance(request.user, User) else None
         if key is None or owner is None:

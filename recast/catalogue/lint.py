@@ -9,12 +9,13 @@ No database and no network: a reference outside the spec's folder is an error.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yadageschemas
+import yaml
 from yadageschemas.validator import validator as yadage_validator
 
 from recast.catalogue import loader
@@ -22,7 +23,6 @@ from recast.catalogue.policy import environment_violations
 from recast.core import jsonschema as schemas
 from recast.core.errors import InvalidInput
 
-PLATFORM_INIT = {"public-likelihood": {"bkgonly", "signals"}}
 DIGEST = re.compile(r"(^|@)sha256:[0-9a-f]{64}$")
 
 
@@ -73,16 +73,20 @@ def entry_checks(folder: Path) -> list[Finding]:
     try:
         loader.read_entry(folder, folder.parent)
     except InvalidInput as exc:
-        return [
-            Finding(
-                loader.ENTRY_FILE,
-                "$",
-                "error",
-                exc.message,
-                "the catalogue would refuse this entry",
-            )
-        ]
+        return [entry_finding(folder, exc.message)]
     return []
+
+
+def entry_finding(folder: Path, message: str) -> Finding:
+    """The loader's message (``FILE: $.PATH: what``) as a finding on that file
+    and path; a message of another shape is reported against recast.yml."""
+    source, _, rest = message.partition(": ")
+    path, sep, detail = rest.partition(": ")
+    hint = "the catalogue would refuse this entry"
+    if not (sep and path.startswith("$") and " " not in path):
+        return Finding(loader.ENTRY_FILE, "$", "error", message, hint)
+    file = source.split(f"{folder.name}/", 1)[-1]
+    return Finding(file, path, "error", detail, hint)
 
 
 def declared_inputs(folder: Path, document: dict[str, Any]) -> set[str]:
@@ -90,7 +94,8 @@ def declared_inputs(folder: Path, document: dict[str, Any]) -> set[str]:
     if isinstance(schema, str):
         schema = loader.read_json(folder / schema, schema)
     names = set(schema.get("properties", {})) if isinstance(schema, dict) else set()
-    return names | PLATFORM_INIT.get(document["kind"], set())
+    platform = loader.PLATFORM_INIT.get(document["kind"], set())
+    return names | platform | set(document.get("preserved", {}))
 
 
 def load_raw(spec_file: Path) -> tuple[dict[str, Any] | None, list[Finding]]:
@@ -116,6 +121,63 @@ def load_raw(spec_file: Path) -> tuple[dict[str, Any] | None, list[Finding]]:
                 "check every $ref",
             )
         ]
+
+
+Origin = tuple[str, str, str]  # path in the resolved spec, file, path in the file
+
+
+def follow(toplevel: Path, reference: str) -> tuple[Any, str]:
+    """The part of a file a ``$ref`` points at, and its JSON path in that file.
+    Raises OSError, yaml.YAMLError or LookupError when it cannot be read."""
+    name, _, pointer = reference.partition("#")
+    target = yaml.safe_load((toplevel / name).read_text())
+    parts: list[str | int] = []
+    for part in (p for p in pointer.split("/") if p):
+        key: str | int = int(part) if isinstance(target, list) else part
+        if not isinstance(target, list | dict):
+            raise LookupError(part)
+        target = target[key]  # type: ignore[index]
+        parts.append(key)
+    return target, schemas.json_path(parts)
+
+
+def origins(value: Any, toplevel: Path, where: str = "$") -> list[Origin]:
+    """Where each part of the spec that a ``$ref`` brought in was written."""
+    if isinstance(value, dict) and isinstance(value.get("$ref"), str):
+        try:
+            target, inner = follow(toplevel, value["$ref"])
+        except (OSError, yaml.YAMLError, LookupError, ValueError):
+            return []  # load_raw reports a reference it cannot read
+        name = value["$ref"].partition("#")[0]
+        found = [(where, name, inner)]
+        for path, file, deeper in origins(target, toplevel, where):
+            # A $ref inside the referenced part names a file of its own.
+            found.append((path, file, deeper))
+        return found
+    found = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found += origins(item, toplevel, f"{where}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += origins(item, toplevel, f"{where}[{index}]")
+    return found
+
+
+def relocated(finding: Finding, table: list[Origin]) -> Finding:
+    """The finding against the file that holds the part it is about, with the
+    JSON path within that file."""
+    best: Origin | None = None
+    for where, file, inner in table:
+        under = finding.path == where or finding.path.startswith(
+            (f"{where}.", f"{where}[")
+        )
+        if under and (best is None or len(where) > len(best[0])):
+            best = (where, file, inner)
+    if best is None:
+        return finding
+    where, file, inner = best
+    return replace(finding, file=file, path=inner + finding.path[len(where) :])
 
 
 def closest(error: jsonschema.ValidationError) -> jsonschema.ValidationError:
@@ -159,6 +221,10 @@ def lint_spec(
     if spec is None:
         return found
 
+    try:
+        table = origins(yaml.safe_load(spec_file.read_text()), spec_file.parent)
+    except yaml.YAMLError:
+        table = []
     validator = yadage_validator("yadage/workflow-schema", yadageschemas.schemadir)
     for error in sorted(
         validator.iter_errors(spec), key=lambda e: list(e.absolute_path)
@@ -173,12 +239,11 @@ def lint_spec(
                 "see the yadage schemas",
             )
         )
-    if found:
-        return found
-
-    found += step_findings(name, spec, images)
-    found += init_findings(name, spec, declared)
-    found += output_findings(name, spec)
+    if not found:
+        found += step_findings(name, spec, images)
+        found += init_findings(name, spec, declared)
+        found += output_findings(name, spec)
+    found = [relocated(finding, table) for finding in found]
     return sorted(found, key=lambda f: (f.file, f.path, f.message))
 
 

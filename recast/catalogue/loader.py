@@ -23,6 +23,12 @@ from recast.core.errors import InvalidInput
 ENTRY_FILE = "recast.yml"
 SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,99}")
 DEFAULT_BATCH_POINTS = 64
+# Init parameters the platform itself gives a workflow, by kind of analysis.
+PLATFORM_INIT = {
+    "public-likelihood": {"bkgonly", "signals"},
+    "event-level": {"point", "model_parameters"},
+    "workflow": {"point", "model_parameters"},
+}
 
 
 @dataclass
@@ -34,31 +40,45 @@ class Entry:
     document: dict[str, Any]
     input_schema: dict[str, Any]
     example_inputs: dict[str, Any]
-    example_files: dict[str, bytes]
+    example_files: dict[str, bytes | list[bytes]]
     spec: dict[str, Any]
     images: list[dict[str, Any]]
     reference_result: dict[str, Any] = field(default_factory=dict)
     likelihood: dict[str, bytes] = field(default_factory=dict)
     batch: dict[str, Any] = field(default_factory=dict)
+    preserved: dict[str, bytes] = field(default_factory=dict)
+
+    @property
+    def preserved_sha256(self) -> dict[str, str]:
+        return {
+            name: hashlib.sha256(content).hexdigest()
+            for name, content in self.preserved.items()
+        }
 
     @property
     def digest(self) -> str:
-        return workflow_digest(self.spec, self.images, self.batch)
+        return workflow_digest(
+            self.spec, self.images, self.batch, self.preserved_sha256
+        )
 
 
 def workflow_digest(
     spec: dict[str, Any],
     images: list[dict[str, Any]],
     batch: dict[str, Any] | None = None,
+    preserved: dict[str, str] | None = None,
 ) -> str:
-    """The digest of what a run executes; the batch declaration counts only
-    when present, so workflows that declare none keep their digests."""
+    """sha256 over what a run executes: the spec, the images' recipes, the batch
+    declaration and the preserved files (each of the last two left out when
+    absent, so older digests stay what they were)."""
     pinned = [
         {k: image[k] for k in ("name", "tag", "recipe_sha256")} for image in images
     ]
     content: dict[str, Any] = {"spec": spec, "images": pinned}
     if batch:
         content["batch"] = batch
+    if preserved:
+        content["preserved"] = preserved
     canonical = json.dumps(content, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -172,13 +192,19 @@ def check_steps(
             )
 
 
-def file_fields(schema: dict[str, Any]) -> list[str]:
-    properties = schema.get("properties", {})
-    return [
-        name
-        for name, sub in properties.items()
-        if isinstance(sub, dict) and sub.get("format") == "file"
-    ]
+def is_file(schema: Any) -> bool:
+    return isinstance(schema, dict) and schema.get("format") == "file"
+
+
+def file_fields(schema: dict[str, Any]) -> dict[str, bool]:
+    """The inputs that are files: name -> whether it is a list of files."""
+    fields = {}
+    for name, sub in schema.get("properties", {}).items():
+        if is_file(sub):
+            fields[name] = False
+        elif isinstance(sub, dict) and is_file(sub.get("items")):
+            fields[name] = True
+    return fields
 
 
 def read_images(
@@ -197,7 +223,7 @@ def read_images(
 
 def read_inputs(
     doc: dict[str, Any], folder: Path, root: Path, source: str
-) -> tuple[dict[str, Any], dict[str, bytes]]:
+) -> tuple[dict[str, Any], dict[str, bytes | list[bytes]]]:
     schema = doc["inputs"]["schema"]
     if isinstance(schema, str):
         path = inside(root, folder, schema, source, "$.inputs.schema")
@@ -206,14 +232,40 @@ def read_inputs(
 
     example = doc["inputs"]["example"]
     schemas.validate(example, schema, source, base="$.inputs.example")
-    files = {}
-    for name in file_fields(schema):
-        if name in example:
-            path = inside(
-                root, folder, example[name], source, f"$.inputs.example.{name}"
-            )
-            files[name] = path.read_bytes()
+    files: dict[str, bytes | list[bytes]] = {}
+    for name, many in file_fields(schema).items():
+        if name not in example:
+            continue
+        where = f"$.inputs.example.{name}"
+        if many:
+            files[name] = [
+                inside(root, folder, relative, source, f"{where}[{i}]").read_bytes()
+                for i, relative in enumerate(example[name])
+            ]
+        else:
+            files[name] = inside(
+                root, folder, example[name], source, where
+            ).read_bytes()
     return schema, files
+
+
+def read_preserved(
+    doc: dict[str, Any], schema: dict[str, Any], folder: Path, root: Path, source: str
+) -> dict[str, bytes]:
+    """The preserved files; their names must not clash with the point's inputs
+    or with what the platform gives the workflow."""
+    taken = set(schema.get("properties", {})) | PLATFORM_INIT[doc["kind"]]
+    files = {}
+    for name, relative in doc.get("preserved", {}).items():
+        if name in taken:
+            raise InvalidInput(
+                f"{source}: $.preserved.{name}: the name is taken by an input or "
+                "by the platform; choose another"
+            )
+        files[name] = inside(
+            root, folder, relative, source, f"$.preserved.{name}"
+        ).read_bytes()
+    return files
 
 
 def read_reference(
@@ -316,6 +368,7 @@ def read_entry(folder: Path, root: Path) -> Entry:
         reference_result=read_reference(doc, folder, root, source),
         likelihood=read_likelihood(doc, folder, root, source),
         batch=batch,
+        preserved=read_preserved(doc, input_schema, folder, root, source),
     )
 
 

@@ -10,6 +10,7 @@ from django.db import models
 class Analysis(models.Model):
     class Kind(models.TextChoices):
         PUBLIC_LIKELIHOOD = "public-likelihood"
+        EVENT_LEVEL = "event-level"
         WORKFLOW = "workflow"
 
     slug = models.SlugField(max_length=100, unique=True)
@@ -70,6 +71,10 @@ class WorkflowVersion(models.Model):
         blank=True,
         help_text="parameter and max_points when one execution may carry "
         "several points; empty: one point per execution",
+    )
+    preserved = models.JSONField(
+        default=dict,
+        help_text="files preserved with the workflow: init parameter -> sha256",
     )
     is_current = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)

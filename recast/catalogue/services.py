@@ -31,7 +31,10 @@ def stored_inputs(entry: loader.Entry) -> dict[str, Any]:
     """Example inputs, each file replaced by ``sha256:<digest>`` of its stored copy."""
     inputs = dict(entry.example_inputs)
     for name, content in entry.example_files.items():
-        inputs[name] = f"sha256:{blob_store(content).sha256}"
+        if isinstance(content, list):
+            inputs[name] = [f"sha256:{blob_store(c).sha256}" for c in content]
+        else:
+            inputs[name] = f"sha256:{blob_store(content).sha256}"
     return inputs
 
 
@@ -73,6 +76,8 @@ def workflow_version_add(
         return existing, False
 
     last = analysis.workflow_versions.aggregate(n=Max("number"))["n"] or 0
+    for content in entry.preserved.values():
+        blob_store(content)
     version = WorkflowVersion.objects.create(
         analysis=analysis,
         number=last + 1,
@@ -80,6 +85,7 @@ def workflow_version_add(
         spec=entry.spec,
         images=entry.images,
         batch=entry.batch,
+        preserved=entry.preserved_sha256,
     )
     return version, True
 

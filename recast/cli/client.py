@@ -86,8 +86,12 @@ class Client:
         return self.call("POST", path, json=body or {}).json()
 
     def post_files(
-        self, path: str, data: dict[str, str], files: dict[str, tuple[str, BinaryIO]]
+        self,
+        path: str,
+        data: dict[str, str],
+        files: dict[str, tuple[str, BinaryIO]] | list[tuple[str, tuple[str, bytes]]],
     ) -> Any:
+        """A multipart POST; a list of files may repeat a field name."""
         return self.call("POST", path, data=data, files=files).json()
 
     def download(self, path: str, target: Path) -> Path:

@@ -8,6 +8,7 @@ input rejected. Machine output goes to stdout, messages to stderr.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 import tempfile
@@ -139,6 +140,24 @@ def catalogue_add_likelihood(**options: Any) -> None:
     )
 
 
+def input_pairs(given: tuple[str, ...]) -> list[tuple[str, Any]]:
+    """``--input KEY=VALUE`` options: VALUE as JSON when it reads as JSON, else
+    as text; ``@PATH`` as the Path of a file."""
+    pairs: list[tuple[str, Any]] = []
+    for item in given:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.UsageError(f"--input {item}: write KEY=VALUE")
+        if value.startswith("@"):
+            pairs.append((key, Path(value[1:])))
+            continue
+        try:
+            pairs.append((key, json.loads(value)))
+        except json.JSONDecodeError:
+            pairs.append((key, value))
+    return pairs
+
+
 @cli.command("run")
 @click.argument("slug")
 @click.option(
@@ -148,6 +167,15 @@ def catalogue_add_likelihood(**options: Any) -> None:
 )
 @click.option("--patch", help="name of a patch in the analysis' patchset")
 @click.option("--example", is_flag=True, help="run the analysis' example inputs")
+@click.option(
+    "--input",
+    "given",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="an input of the analysis' input schema; VALUE is JSON or text, @PATH a "
+    "file (repeat KEY for a list of files)",
+)
+@click.option("--name", default="", help="the point's name")
 @click.option(
     "--json", "as_json", is_flag=True, help="print the result as one JSON object"
 )
@@ -159,28 +187,39 @@ def run(
     signal: Path | None,
     patch: str | None,
     example: bool,
+    given: tuple[str, ...],
+    name: str,
     as_json: bool,
     no_cache: bool,
 ) -> None:
     """Run one point of SLUG here and now, with no server."""
     chosen = [
-        name
-        for name, given in (
+        flag
+        for flag, value in (
             ("--signal", signal),
             ("--patch", patch),
             ("--example", example),
+            ("--input", given),
         )
-        if given
+        if value
     ]
     if len(chosen) != 1:
         raise click.UsageError(
-            "give exactly one of --signal FILE, --patch NAME or --example"
+            "give exactly one of --signal FILE, --patch NAME, --input KEY=VALUE... "
+            "or --example"
         )
+    pairs = input_pairs(given)
     django_setup(quiet=False)
     from recast.reinterpretation.local import run_locally
 
     summary = run_locally(
-        slug, signal=signal, patch=patch, example=example, use_cache=not no_cache
+        slug,
+        signal=signal,
+        patch=patch,
+        example=example,
+        given=pairs,
+        name=name,
+        use_cache=not no_cache,
     )
     if as_json:
         print_json(summary)
@@ -247,6 +286,13 @@ def login(url: str, token: str) -> None:
     "--patch", "patches", multiple=True, help="a patch name (repeat for a scan)"
 )
 @click.option("--scan", help="a glob over the patch names, or a patchset file")
+@click.option(
+    "--input",
+    "given",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="an input of one point, as for `recast run` (@PATH for a file)",
+)
 @click.option("--name", help="the point's name (one point)")
 @click.option("--watch", is_flag=True, help="follow progress until the request ends")
 @click.option("--json", "as_json", is_flag=True, help="print the request as JSON")
@@ -258,28 +304,35 @@ def submit(
     signal: Path | None,
     patches: tuple[str, ...],
     scan: str | None,
+    given: tuple[str, ...],
     name: str | None,
     watch: bool,
     as_json: bool,
     no_cache: bool,
 ) -> None:
     """Submit a reinterpretation request to the server; prints its id."""
-    given = [
+    chosen = [
         flag
         for flag, value in (
             ("--signal", signal),
             ("--patch", patches),
             ("--scan", scan),
+            ("--input", given),
         )
         if value
     ]
-    if len(given) != 1:
+    if len(chosen) != 1:
         raise click.UsageError(
-            "give exactly one of --signal FILE, --patch NAME... or --scan GLOB|FILE"
+            "give exactly one of --signal FILE, --patch NAME..., --scan GLOB|FILE "
+            "or --input KEY=VALUE..."
         )
+    pairs = input_pairs(given)
+    for key, value in pairs:
+        if isinstance(value, Path) and not value.is_file():
+            raise click.UsageError(f"--input {key}=@{value}: no such file")
     client = Client()
     created = remote.submit_request(
-        client, slug, signal, patches, scan, name, use_cache=not no_cache
+        client, slug, signal, patches, scan, name, pairs, use_cache=not no_cache
     )
     if not watch:
         print_json(created) if as_json else click.echo(created["id"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 import tarfile
@@ -28,6 +29,7 @@ def submit_request(
     patches: tuple[str, ...],
     scan: str | None,
     name: str | None,
+    given: list[tuple[str, Any]] | None = None,
     use_cache: bool = True,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"analysis": slug}
@@ -35,6 +37,16 @@ def submit_request(
         body["name"] = name
     if not use_cache:
         body["cache"] = False
+    if given:
+        # Files go as multipart fields named by their input; the rest as JSON.
+        inputs = {key: value for key, value in given if not isinstance(value, Path)}
+        files = [
+            (key, (value.name, value.read_bytes()))
+            for key, value in given
+            if isinstance(value, Path)
+        ]
+        body["inputs"] = json.dumps(inputs)
+        return dict(client.post_files("requests/", body, files))
     if signal is not None:
         with signal.open("rb") as handle:
             return dict(

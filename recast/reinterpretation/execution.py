@@ -12,6 +12,7 @@ batch's logs), with the batch and its other points named in the provenance.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import time
@@ -161,12 +162,15 @@ def materialise_point(
         shutil.copyfile(blob_path(run.inputs["signal"].removeprefix("sha256:")), signal)
         return {"bkgonly": str(bkgonly), parameter: [str(signal)]}
 
-    init: dict[str, Any] = dict(run.inputs)
-    for name, value in run.inputs.items():
-        if isinstance(value, str) and value.startswith("sha256:"):
-            target = inputs_dir / name
-            shutil.copyfile(blob_path(value.removeprefix("sha256:")), target)
-            init[name] = str(target)
+    init = {
+        name: init_value(inputs_dir / name, value) for name, value in run.inputs.items()
+    }
+    for name, sha256 in run.request.workflow_version.preserved.items():
+        init[name] = init_value(inputs_dir / name, f"sha256:{sha256}")
+    init["point"] = run.point
+    init["model_parameters"] = init_value(
+        inputs_dir / "model_parameters", run.model_parameters
+    )
     return init
 
 
@@ -180,6 +184,27 @@ def materialise(batch: Batch, inputs_dir: Path) -> dict[str, Any]:
     if len(batch.claims) > 1:
         init[parameter] = [c.init[parameter][0] for c in batch.claims]
     return init
+
+
+def init_value(target: Path, value: Any) -> Any:
+    """An input as the workflow reads it: a stored file (or a list of them) as
+    the path of its copy under ``target``, an object as a JSON file (a step's
+    command line cannot carry one), anything else as it is."""
+    if isinstance(value, str) and value.startswith("sha256:"):
+        shutil.copyfile(blob_path(value.removeprefix("sha256:")), target)
+        return str(target)
+    if (
+        isinstance(value, list)
+        and value
+        and all(isinstance(v, str) and v.startswith("sha256:") for v in value)
+    ):
+        target.mkdir()
+        return [init_value(target / str(i), v) for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        target = target.with_suffix(".json")
+        target.write_text(json.dumps(value, indent=1, sort_keys=True))
+        return str(target)
+    return value
 
 
 def read_result(outcome: runner.Outcome, point: str) -> dict[str, Any]:

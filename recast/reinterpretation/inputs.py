@@ -112,54 +112,98 @@ def signal_metadata(content: bytes, field_name: str) -> dict[str, Any]:
     return signal_document(content, field_name)[2]
 
 
-def model_parameters(metadata: dict[str, Any]) -> dict[str, Any]:
+def patch_parameters(metadata: dict[str, Any]) -> dict[str, Any]:
     labels, values = metadata.get("labels") or [], metadata.get("values") or []
     if not isinstance(labels, list) or not isinstance(values, list):
         return {}
+    return model_parameters(dict(zip(labels, values, strict=False)))
+
+
+def model_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
+    """The parameters with a number or a string as value (others say nothing
+    a results table could show)."""
     return {
         str(k): v
-        for k, v in zip(labels, values, strict=False)
-        if isinstance(v, int | float | str)
+        for k, v in parameters.items()
+        if isinstance(v, int | float | str) and not isinstance(v, bool)
     }
 
 
-def file_content(name: str, value: Any, uploads: dict[str, bytes]) -> bytes:
-    if name in uploads:
-        return uploads[name]
+Uploads = dict[str, bytes | list[bytes]]
+
+
+def file_content(where: str, value: Any) -> bytes:
+    """The bytes of a file input given as ``sha256:<digest>`` of a stored file."""
     match = SHA256_REF.fullmatch(value) if isinstance(value, str) else None
     if not match:
         raise InvalidInput(
-            f"$.{name}: give a file, or sha256:<digest> of a file uploaded earlier"
+            f"$.{where}: give a file, or sha256:<digest> of a file uploaded earlier"
         )
     if not Blob.objects.filter(sha256=match.group(1)).exists():
-        raise InvalidInput(f"$.{name}: no uploaded file has sha256 {match.group(1)}")
+        raise InvalidInput(f"$.{where}: no uploaded file has sha256 {match.group(1)}")
     return blob_read(match.group(1))
+
+
+def reference(content: bytes | list[bytes]) -> str | list[str]:
+    if isinstance(content, list):
+        return [sha256_ref(c) for c in content]
+    return sha256_ref(content)
+
+
+def files_of(
+    schema: dict[str, Any], stored: dict[str, Any], uploads: Uploads
+) -> dict[str, bytes]:
+    """Every file the point's inputs name, keyed by its JSON path below the
+    inputs (``signal``, ``signals[1]``): uploaded bytes or stored files."""
+    found = {}
+    for key, many in file_fields(schema).items():
+        if key not in stored:
+            continue
+        given = uploads.get(key)
+        if not many:
+            found[key] = (
+                given if isinstance(given, bytes) else file_content(key, stored[key])
+            )
+            continue
+        uploaded = given if isinstance(given, list) else []
+        for index, value in enumerate(stored[key]):
+            where = f"{key}[{index}]"
+            found[where] = (
+                uploaded[index] if index < len(uploaded) else file_content(where, value)
+            )
+    return found
 
 
 def check_point(
     analysis: Analysis,
     inputs: Any,
-    uploads: dict[str, bytes] | None = None,
+    uploads: Uploads | None = None,
     name: str = "",
 ) -> PointInputs:
-    """Check one point's inputs; raise InvalidInput naming the field at fault."""
+    """Check one point's inputs; raise InvalidInput naming the field at fault.
+
+    ``uploads`` holds the bytes of files sent with the point (a list of bytes
+    for an input that is a list of files); they are stored by sha256 later.
+    """
     uploads = uploads or {}
     if not isinstance(inputs, dict):
         raise InvalidInput("$: the inputs of a point must be a JSON object")
     stored = {
         **inputs,
-        **{key: sha256_ref(content) for key, content in uploads.items()},
+        **{key: reference(content) for key, content in uploads.items()},
     }
     schemas.validate(stored, analysis.input_schema, "inputs")
 
-    new_files = {}
-    for key in file_fields(analysis.input_schema):
-        if key in stored:
-            content = file_content(key, stored[key], uploads)
-            new_files[key] = content
+    new_files = files_of(analysis.input_schema, stored, uploads)
     if analysis.kind == Analysis.Kind.PUBLIC_LIKELIHOOD:
         return likelihood_point(analysis, stored, new_files, name)
-    return PointInputs(point_name(name or "point"), {}, stored, new_files)
+    # Other kinds take the point's model parameters from the input of that
+    # name, when the analysis' input schema declares one.
+    parameters = stored.get("model_parameters")
+    parameters = parameters if isinstance(parameters, dict) else {}
+    return PointInputs(
+        point_name(name or "point"), model_parameters(parameters), stored, new_files
+    )
 
 
 def likelihood_point(
@@ -174,7 +218,7 @@ def likelihood_point(
         document, operations, metadata = signal_document(files["signal"], "signal")
         signal_check(analysis, document, operations, metadata, "signal")
         name = name or str(metadata.get("name") or "signal")
-    return PointInputs(point_name(name), model_parameters(metadata), stored, files)
+    return PointInputs(point_name(name), patch_parameters(metadata), stored, files)
 
 
 # Called with the number of points a request would have and the field they

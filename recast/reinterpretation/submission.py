@@ -12,10 +12,12 @@ from typing import Any
 
 from django.conf import settings
 
+from recast.catalogue.loader import file_fields
 from recast.catalogue.models import Analysis
 from recast.core.errors import InvalidInput, TooLarge
 from recast.reinterpretation.inputs import (
     PointInputs,
+    Uploads,
     check_point,
     glob_points,
     patchset_points,
@@ -100,24 +102,67 @@ def cache_flag(data: dict[str, Any]) -> bool:
     raise InvalidInput("$.cache: must be true or false")
 
 
+def attached_uploads(
+    analysis: Analysis, attached: dict[str, list[tuple[str, bytes]]]
+) -> tuple[Uploads, str]:
+    """Files sent under the names of the point's file inputs, and the first
+    file's name without its extension (the point's name if none is given)."""
+    fields = file_fields(analysis.input_schema)
+    uploads: Uploads = {}
+    for name, sent in attached.items():
+        if name not in fields:
+            known = ", ".join(fields) or "none"
+            raise InvalidInput(
+                f"$.{name}: not a file input of '{analysis.slug}' (its file "
+                f"inputs: {known})"
+            )
+        if not fields[name] and len(sent) > 1:
+            raise InvalidInput(f"$.{name}: takes one file; {len(sent)} were sent")
+        contents = [content for _, content in sent]
+        for content in contents:
+            check_size(name, content)
+        uploads[name] = contents if fields[name] else contents[0]
+    first = next((sent[0][0] for sent in attached.values() if sent), "")
+    return uploads, first.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+
+
 def points_from(
-    analysis: Analysis, data: dict[str, Any], files: dict[str, tuple[str, bytes]]
+    analysis: Analysis,
+    data: dict[str, Any],
+    files: dict[str, tuple[str, bytes]],
+    attached: dict[str, list[tuple[str, bytes]]] | None = None,
 ) -> list[PointInputs]:
-    """Check the request's points; raise InvalidInput or TooLarge naming the field."""
+    """Check the request's points; raise InvalidInput or TooLarge naming the field.
+
+    ``attached`` holds files sent under the names of the point's file inputs;
+    they belong to the one point that ``inputs`` describes.
+    """
+    attached = attached or {}
     given = [s for s in SOURCES if data.get(s) not in (None, "") or s in files]
+    if attached and "inputs" not in given:
+        given.append("inputs")
     if len(given) != 1:
         raise InvalidInput(
             f"give exactly one of {', '.join(SOURCES)} (got "
             f"{', '.join(given) or 'none'})"
         )
     source = given[0]
+    if source not in ("inputs", "points") and (
+        analysis.kind != Analysis.Kind.PUBLIC_LIKELIHOOD
+    ):
+        names = ", ".join(analysis.input_schema.get("properties", {}))
+        raise InvalidInput(
+            f"$.{source}: '{analysis.slug}' is not a public-likelihood analysis; "
+            f"give its inputs ({names}) as inputs or points"
+        )
     for name, (_, content) in files.items():
         check_size(name, content)
 
     name = str(data.get("name") or "")
     if source == "inputs":
-        inputs = json_field(data, "inputs")
-        points = [check_point(analysis, inputs, name=name)]
+        inputs = json_field(data, "inputs") if data.get("inputs") else {}
+        uploads, first = attached_uploads(analysis, attached)
+        points = [check_point(analysis, inputs, uploads, name or first)]
     elif source == "points":
         points = listed_points(analysis, json_field(data, "points"))
     elif source == "patches":

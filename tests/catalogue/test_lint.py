@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from recast.catalogue.lint import Finding, lint
 from recast.cli.main import cli
-from tests.conftest import DEMO
+from tests.conftest import DEMO, EVENTS
 
 ATLAS_STYLE = Path(__file__).with_name("specs") / "atlas-style"
 
@@ -28,29 +28,97 @@ def test_the_demo_analysis_has_no_error(workflows_copy: Path) -> None:
     assert {f.severity for f in findings} == {"info"}  # pinned by tag, not digest
 
 
+def test_the_event_level_analysis_has_no_error(workflows_copy: Path) -> None:
+    findings = lint(workflows_copy / EVENTS)
+
+    assert errors(findings) == []
+    assert {(f.file, f.severity) for f in findings} == {
+        ("steps.yml", "info"),
+        ("../public-likelihood/steps.yml", "info"),
+    }
+
+
+def test_a_broken_step_of_the_event_level_analysis_is_found_in_its_file(
+    workflows_copy: Path,
+) -> None:
+    steps = workflows_copy / EVENTS / "steps.yml"
+    text = steps.read_text()
+    head, tail = text.split("reference:\n", 1)
+    head = head.replace("imagetag: 1.0.0", "imagetag: latest\n    resources: [CVMFS]")
+    steps.write_text(head + "reference:\n" + tail)
+
+    assert errors(lint(workflows_copy / EVENTS)) == [
+        (
+            "steps.yml",
+            "$.select.environment.imagetag",
+            "image 'recast/dilepton-selection' is not pinned (tag 'latest')",
+        ),
+        (
+            "steps.yml",
+            "$.select.environment.resources[0]",
+            "the step asks for a host mount (CVMFS)",
+        ),
+    ]
+
+
+def test_an_init_parameter_that_is_neither_input_nor_preserved_is_an_error(
+    workflows_copy: Path,
+) -> None:
+    entry = workflows_copy / EVENTS / "recast.yml"
+    document = yaml.safe_load(entry.read_text())
+    del document["preserved"]["observed"]
+    entry.write_text(yaml.safe_dump(document))
+
+    assert errors(lint(workflows_copy / EVENTS)) == [
+        (
+            "workflow.yml",
+            "$.stages[1].scheduler.parameters[1]",
+            "parameter 'observed' reads init 'observed', "
+            "which the input schema does not declare",
+        ),
+    ]
+
+
+def test_a_missing_preserved_file_is_an_error(workflows_copy: Path) -> None:
+    (workflows_copy / EVENTS / "data" / "observed.root").unlink()
+
+    assert errors(lint(workflows_copy / EVENTS)) == [
+        (
+            "recast.yml",
+            "$.preserved.observed",
+            "'data/observed.root' does not exist",
+        ),
+    ]
+
+
 def test_a_multi_file_spec_with_scatter_and_a_subworkflow_is_read_whole() -> None:
     findings = lint(ATLAS_STYLE / "workflow.yml")
 
-    assert [(f.path, f.severity, f.message) for f in findings] == [
+    # Each finding names the file that holds the step ($ref), and the path in it.
+    assert [(f.file, f.path, f.severity, f.message) for f in findings] == [
         (
-            "$.stages[0].scheduler.step.publisher",
-            "warning",
-            "stage 'selection' publishes 'cutflow', which no stage reads",
-        ),
-        (
-            "$.stages[1].scheduler.step.environment.imagetag",
-            "info",
-            "image 'example/selection' is pinned by tag 'v1.2' only",
-        ),
-        (
-            "$.stages[2].scheduler.workflow.stages[0].scheduler.step.environment.imagetag",
+            "steps/fit.yml",
+            "$.environment.imagetag",
             "error",
             "image 'example/fit' is not pinned (tag 'latest')",
         ),
         (
-            "$.stages[2].scheduler.workflow.stages[0].scheduler.step.environment.resources[0]",
+            "steps/fit.yml",
+            "$.environment.resources[0]",
             "error",
             "the step asks for a host mount (CVMFS)",
+        ),
+        (
+            "steps/merge.yml",
+            "$.environment.imagetag",
+            "info",
+            "image 'example/selection' is pinned by tag 'v1.2' only",
+        ),
+        (
+            "steps/selection.yml",
+            "$.publisher",
+            "warning",
+            "stage 'selection' publishes 'cutflow', which no stage reads",
         ),
     ]
 
@@ -91,7 +159,7 @@ def test_an_invalid_recast_yml_is_reported_field_by_field(workflows_copy: Path) 
         (
             "recast.yml",
             "$.kind",
-            "'magic' is not one of ['public-likelihood', 'workflow']",
+            "'magic' is not one of ['public-likelihood', 'event-level', 'workflow']",
         ),
     ]
 
@@ -113,8 +181,8 @@ def test_an_unknown_environment_type_is_an_error(tmp_path: Path) -> None:
     merge.write_text(text + "environment:\n  environment_type: localproc-env\n")
 
     assert (
-        "workflow.yml",
-        "$.stages[1].scheduler.step.environment.environment_type",
+        "steps/merge.yml",
+        "$.environment.environment_type",
         "environment type 'localproc-env' cannot run on recast's backends",
     ) in errors(lint(tmp_path / "spec"))
 
@@ -142,7 +210,10 @@ def test_a_schema_error_names_the_closest_cause(tmp_path: Path) -> None:
 
     [finding] = lint(tmp_path / "spec")
 
-    assert finding.path == "$.stages[1].scheduler.step.publisher.publisher_type"
+    assert (finding.file, finding.path) == (
+        "steps/merge.yml",
+        "$.publisher.publisher_type",
+    )
     assert finding.message == (
         "'telepathy' is not one of ['constant-pub', 'fromglob-pub', "
         "'frompar-pub', 'fromparjq-pub', 'fromyaml-pub', 'interpolated-pub', "

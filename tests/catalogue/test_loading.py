@@ -11,7 +11,7 @@ from recast.catalogue.models import Analysis, WorkflowVersion
 from recast.catalogue.services import catalogue_load
 from recast.reinterpretation.inputs import check_point
 from recast.reinterpretation.services import request_submit
-from tests.conftest import DEMO
+from tests.conftest import DEMO, EVENTS
 
 
 def edit_entry(workflows: Path, change: dict) -> None:  # type: ignore[type-arg]
@@ -199,12 +199,12 @@ def test_a_bad_entry_does_not_stop_the_good_ones(workflows_copy: Path) -> None:
 
     outcomes = {o.slug: o for o in catalogue_load(workflows_copy)}
 
-    assert outcomes[DEMO].error is None
+    assert outcomes[DEMO].error is None and outcomes[EVENTS].error is None
     assert outcomes["broken-one"].error == (
         "workflows/broken-one/recast.yml: $: 'title' is a required property (and 9 "
         "more)"
     )
-    assert list(Analysis.objects.values_list("slug", flat=True)) == [DEMO]
+    assert list(Analysis.objects.values_list("slug", flat=True)) == [EVENTS, DEMO]
 
 
 @pytest.mark.django_db

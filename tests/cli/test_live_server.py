@@ -158,6 +158,29 @@ def test_a_refused_submission_shows_the_servers_message_and_exits_2(
     assert "Traceback" not in refused.stderr
 
 
+def test_event_files_are_submitted_from_the_cli_as_a_list_of_files(
+    server: dict[str, str],
+) -> None:
+    example = REPO / "workflows" / "demo-dilepton-events" / "example"
+    files = [f"signals=@{example / f'zprime_1500_{part}.root'}" for part in "ab"]
+    args = ["submit", "demo-dilepton-events", "--input", files[0], "--input", files[1]]
+
+    refused = recast(server, *args, "--input", "cross_section_fb=-1")
+    created = recast(server, *args, "--input", "cross_section_fb=0.04", "--json")
+    recast(server, "cancel", json.loads(created.stdout)["id"])
+
+    assert (refused.returncode, refused.stderr.strip()) == (
+        2,
+        "error: inputs: $.cross_section_fb: -1 is less than or equal to the "
+        "minimum of 0",
+    )
+    assert created.returncode == 0, created.stderr
+    [run] = json.loads(created.stdout)["runs"]
+    assert run["point"] == "zprime_1500_a"
+    assert len(run["inputs"]["signals"]) == 2
+    assert run["inputs"]["cross_section_fb"] == 0.04
+
+
 def test_a_bad_token_is_refused_with_exit_2(server: dict[str, str]) -> None:
     refused = recast({**server, "RECAST_TOKEN": "rc_000000000000_nope"}, "status", "x")
 

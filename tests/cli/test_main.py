@@ -21,7 +21,29 @@ def test_run_needs_exactly_one_signal(runner: CliRunner) -> None:
 
     assert result.exit_code == 2
     assert (
-        "give exactly one of --signal FILE, --patch NAME or --example" in result.output
+        "give exactly one of --signal FILE, --patch NAME, --input KEY=VALUE... or "
+        "--example" in result.output
+    )
+
+
+def test_run_wants_key_equals_value_inputs(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["run", "demo-stop-1l", "--input", "signal"])
+
+    assert result.exit_code == 2
+    assert "--input signal: write KEY=VALUE" in result.output
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_names_an_input_file_it_cannot_read(
+    runner: CliRunner, events: Analysis
+) -> None:
+    result = runner.invoke(
+        cli, ["run", events.slug, "--input", "signals=@no-such.root"]
+    )
+
+    assert result.exit_code == 2
+    assert result.stderr.strip().endswith(
+        "error: $.signals: cannot read no-such.root (No such file or directory)"
     )
 
 

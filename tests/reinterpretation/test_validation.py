@@ -8,14 +8,16 @@ import pytest
 from click.testing import CliRunner
 from django.contrib.auth.models import User
 
+from recast.catalogue.loader import entry_folders, read_entry
 from recast.catalogue.models import Analysis
+from recast.catalogue.services import analysis_load
 from recast.cli.main import cli
 from recast.core.results import compare
 from recast.reinterpretation.models import Run, Validation
 from recast.reinterpretation.services import run_start, run_succeed
 from recast.reinterpretation.validation import validation_start
 from tests.api.conftest import client_for, error
-from tests.conftest import DEMO, WORKFLOWS
+from tests.conftest import DEMO, EVENTS, WORKFLOWS
 
 REFERENCE = json.loads((WORKFLOWS / DEMO / "reference.json").read_text())
 
@@ -83,17 +85,30 @@ def test_only_staff_may_start_a_validation_through_the_api(
     assert len(queued) == 1
 
 
+CATALOGUED = [folder.name for folder in entry_folders(WORKFLOWS)]
+
+
+def test_every_analysis_folder_is_validated() -> None:
+    # A new folder with a recast.yml joins the reproducibility gate below.
+    assert {DEMO, EVENTS} <= set(CATALOGUED)
+
+
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_recast_validate_reproduces_the_demo_reference(demo: Analysis) -> None:
-    result = CliRunner().invoke(cli, ["validate", DEMO, "--json"])
+@pytest.mark.parametrize("slug", CATALOGUED)
+def test_recast_validate_reproduces_the_reference_of_every_analysis(
+    slug: str,
+) -> None:
+    analysis_load(read_entry(WORKFLOWS / slug, WORKFLOWS))
+
+    result = CliRunner().invoke(cli, ["validate", slug, "--json"])
 
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["verdict"] == "pass"
     assert Run.objects.get().status == "succeeded"
     detail = (
         client_for(User.objects.create_user("reader"))
-        .get(f"/api/v1/analyses/{DEMO}/")
+        .get(f"/api/v1/analyses/{slug}/")
         .json()
     )
     assert detail["last_validation"]["verdict"] == "pass"
