@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.core.cache import cache
 
 from recast.catalogue import loader
 from recast.catalogue.models import Analysis
@@ -31,6 +32,14 @@ def isolated_storage(settings: Any, tmp_path_factory: pytest.TempPathFactory) ->
     settings.RECAST_UPLOAD_DIR = base / "uploads"
     # A step cache per test: a test that wants a hit runs its step twice.
     settings.RECAST_STEP_CACHE_DIR = tmp_path_factory.mktemp("step-cache")
+
+
+@pytest.fixture(autouse=True)
+def fresh_rate_limits() -> None:
+    """Rate-limit counters live in the cache; each test starts with none, or the
+    suite's own requests (thousands a minute from one address) would throttle
+    the tests that follow."""
+    cache.clear()
 
 
 @pytest.fixture

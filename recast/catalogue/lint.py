@@ -19,7 +19,7 @@ import yaml
 from yadageschemas.validator import validator as yadage_validator
 
 from recast.catalogue import loader
-from recast.catalogue.policy import environment_violations
+from recast.catalogue.policy import PolicyViolation, environment_violations
 from recast.core import jsonschema as schemas
 from recast.core.errors import InvalidInput
 
@@ -72,6 +72,9 @@ def entry_checks(folder: Path) -> list[Finding]:
     """What the catalogue loader checks beyond the schema (files, examples)."""
     try:
         loader.read_entry(folder, folder.parent)
+    except PolicyViolation:
+        # The step checks report it, at the step's own file and path.
+        return []
     except InvalidInput as exc:
         return [entry_finding(folder, exc.message)]
     return []

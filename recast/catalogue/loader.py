@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from yadage import workflow_loader
 
-from recast.catalogue.policy import environment_violations
+from recast.catalogue.policy import PolicyViolation, environment_violations
 from recast.core import jsonschema as schemas
 from recast.core.errors import InvalidInput
 
@@ -180,7 +180,7 @@ def check_steps(
     for where, step in steps_of(spec):
         environment = step.get("environment", {})
         for violation in environment_violations(environment):
-            raise InvalidInput(
+            raise PolicyViolation(
                 f"{source}: step {where}: environment.{violation.field}: "
                 f"{violation.message} ({violation.hint})"
             )

@@ -12,12 +12,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from recast.core.errors import InvalidInput
+
 ALLOWED_ENVIRONMENTS = {"docker-encapsulated"}
 HOST_RESOURCES = {"cvmfs", "gridproxy", "kerberos"}
 HOST_PATH_KEYS = {"host_path", "hostpath", "hostpaths", "mount", "mounts", "volume"}
 
 HOST_HINT = "ship what the step needs in its image or as an input file"
 PRIVILEGED_HINT = "steps run unprivileged, with every capability dropped"
+
+
+class PolicyViolation(InvalidInput):
+    """A spec the catalogue refuses because a step breaks the policy."""
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,7 @@ def test_lint_reports_what_the_loader_refuses(workflows_copy: Path) -> None:
     ]
 
     assert (
-        "$.stages[0].scheduler.step.environment.resources[0].privileged",
+        "$.patch.environment.resources[0].privileged",
         "the step asks for privileged mode",
     ) in errors
 

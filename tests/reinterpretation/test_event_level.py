@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 from recast.catalogue.models import Analysis
 from recast.catalogue.services import catalogue_load
 from recast.core.errors import InvalidInput
-from recast.reinterpretation.execution import materialise
+from recast.reinterpretation.execution import Batch, Claim, materialise
 from recast.reinterpretation.inputs import check_point
 from recast.reinterpretation.local import given_inputs
 from recast.reinterpretation.services import request_submit
@@ -143,7 +143,7 @@ def test_the_workflow_gets_files_preserved_files_point_and_parameters(
     point = check_point(events, events.example_inputs, name="zprime_1500")
     run = request_submit(events, [point], enqueue_runs=False).runs.get()
 
-    init = materialise(run, events, tmp_path / "inputs")
+    init = materialise(Batch([Claim(run, attempt=1)]), tmp_path / "inputs")
 
     assert init == {
         "signals": [str(tmp_path / "inputs" / "signals" / str(i)) for i in (0, 1)],
