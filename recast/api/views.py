@@ -31,7 +31,7 @@ from recast.reinterpretation import selectors
 from recast.reinterpretation.exports import TARGETS, request_export
 from recast.reinterpretation.models import Request, Run
 from recast.reinterpretation.services import request_cancel, request_submit
-from recast.reinterpretation.submission import check_size, points_from
+from recast.reinterpretation.submission import check_size, points_from, within_quota
 from recast.reinterpretation.validation import validation_start
 from recast.storage.services import blob_store
 
@@ -161,6 +161,7 @@ class RequestListCreate(APIView):
 
         points = points_from(analysis, data, files)
         owner = request.user if isinstance(request.user, User) else None
+        within_quota(owner, points)
         created = request_submit(analysis, points, owner=owner)
         return Response(
             out.RequestDetailSerializer(created).data, status=status.HTTP_201_CREATED

@@ -110,6 +110,7 @@ class RecastBackend:
             outcome.finished_at,
             outcome.exit_code,
             environment=outcome.environment,
+            cpu_seconds=outcome.cpu_seconds,
         )
         if not outcome.ok:
             event.kind, event.reason = (

@@ -29,6 +29,9 @@ class StepOutcome:
     finished_at: str
     reason: str = ""
     environment: dict[str, Any] = field(default_factory=dict)
+    # User plus system CPU time of the step's processes; None when the
+    # executor cannot measure it.
+    cpu_seconds: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -50,6 +53,7 @@ class StepEvent:
     reason: str = ""
     outputs: Any = None
     environment: dict[str, Any] = field(default_factory=dict)
+    cpu_seconds: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

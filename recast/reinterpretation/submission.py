@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
 
 from recast.catalogue.models import Analysis
 from recast.core.errors import InvalidInput, TooLarge
@@ -113,3 +114,12 @@ def points_from(
             f"one has {len(points)}"
         )
     return points
+
+
+def within_quota(owner: User | None, points: list[PointInputs]) -> None:
+    """Refuse, before anything is stored, a request beyond its owner's limits
+    (raises QuotaExceeded naming the limit and the usage)."""
+    from recast.quotas.services import submit_check
+
+    if owner is not None:
+        submit_check(owner, len(points))
