@@ -9,6 +9,7 @@ import click
 from recast.cli.client import Client
 from recast.cli.output import print_json
 
+
 @click.group("notifications")
 def notifications() -> None:
     """What the server tells you when your requests end, and where."""

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.conf import settings
 
-from recast.reinterpretation.models import FINISHED, Request, Validation
+from recast.reinterpretation.models import FINISHED, Request, Status, Validation
 from recast.reinterpretation.selectors import request_runs, run_summary, status_counts
 
 # A scan of thousands of points would make an unreadable e-mail; the whole
@@ -102,7 +102,12 @@ def request_email(kind: str, payload: dict[str, Any]) -> tuple[str, str]:
         subject = f"recast: scan on {request['analysis']} is past half way ({done})"
         lines = [subject.removeprefix("recast: ") + ".", ""]
     else:
-        counts = ", ".join(f"{n} {s}" for s, n in request["counts"].items())
+        # In the lifecycle's order: a jsonb payload does not keep key order.
+        counts = ", ".join(
+            f"{request['counts'][s]} {s}"
+            for s in Status.values
+            if s in request["counts"]
+        )
         subject = f"recast: request on {request['analysis']} {request['status']}"
         lines = [f"Request {request['id']} {request['status']} ({counts}).", ""]
         lines += [result_line(row) for row in payload["results"]]

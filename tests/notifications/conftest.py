@@ -47,6 +47,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@pytest.fixture(autouse=True)
+def deliveries_in_process(request: pytest.FixtureRequest, settings: Any) -> None:
+    """Send deliveries in the test's own process, even where CI configures a
+    broker; the services test sends them through a real worker instead."""
+    if request.node.get_closest_marker("services") is None:
+        settings.CELERY_BROKER_URL = ""
+        settings.RECAST_INPROCESS_WORKERS = 0
+
+
 class Mailbox:
     def __init__(self) -> None:
         self.messages: list[tuple[Envelope, Message]] = []
