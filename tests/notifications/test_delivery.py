@@ -5,6 +5,7 @@ backoff and recorded."""
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -238,3 +239,21 @@ def test_a_scan_past_half_way_is_told_once_when_asked(
         "recast: request on demo-stop-1l succeeded"
     )
     assert len(mailbox.messages) == 2
+
+
+def test_the_server_sends_deliveries_on_its_own_background_threads(
+    demo: Analysis, alice: User, receiver: Receiver, settings: Any
+) -> None:
+    settings.RECAST_INPROCESS_WORKERS = 1
+    preference_update(alice, email=False)
+    hook(receiver, alice)
+    receiver.failures = 1
+    request = submit(demo, alice, ["stop_450_0"])
+    succeed(request, "stop_450_0")
+
+    deadline = time.monotonic() + 30
+    while not Delivery.objects.filter(state="delivered").exists():
+        assert time.monotonic() < deadline, list(Delivery.objects.values())
+        time.sleep(0.1)
+    delivery = Delivery.objects.get()
+    assert (delivery.attempts, delivery.status_code) == (2, 204)
