@@ -251,6 +251,9 @@ DEFAULT_FROM_EMAIL = env.string("RECAST_EMAIL_FROM", "recast@localhost")
 # then twice as long after each failure.
 RECAST_NOTIFY_ATTEMPTS = env.integer("RECAST_NOTIFY_ATTEMPTS", 5, minimum=1)
 RECAST_NOTIFY_BACKOFF = env.integer("RECAST_NOTIFY_BACKOFF", 30)
+# Webhooks may not point into this machine or its private network (the
+# database's port, a cloud metadata address) unless this is set.
+RECAST_WEBHOOK_ALLOW_PRIVATE = env.boolean("RECAST_WEBHOOK_ALLOW_PRIVATE", False)
 
 # Quotas: the defaults of every user's limits (staff set others per user or
 # group); 0 means no limit.

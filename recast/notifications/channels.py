@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
+import socket
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
@@ -36,6 +39,38 @@ def signature(secret: str, body: bytes) -> str:
     return f"sha256={mac}"
 
 
+def internal(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    return not ip.is_global or ip.is_multicast
+
+
+def private_host(url: str, resolve: bool) -> str:
+    """Why ``url`` may not receive webhooks: a host on this machine or its
+    private network (another service's port), unless
+    RECAST_WEBHOOK_ALLOW_PRIVATE. With ``resolve``, names are looked up too;
+    a name that does not resolve is left to fail when posted to."""
+    if settings.RECAST_WEBHOOK_ALLOW_PRIVATE:
+        return ""
+    host = urlsplit(url).hostname or ""
+    try:
+        addresses = [str(ipaddress.ip_address(host))]
+    except ValueError:
+        if host == "localhost" or host.endswith(".localhost"):
+            addresses = ["127.0.0.1"]
+        elif not resolve:
+            return ""
+        else:
+            try:
+                found = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+            except (socket.gaierror, UnicodeError):
+                return ""
+            addresses = [str(info[4][0]) for info in found]
+    bad = [a for a in addresses if internal(a)]
+    if bad:
+        return f"{host} is a private address ({bad[0]}); webhooks go to public hosts"
+    return ""
+
+
 def webhook_body(document: dict[str, Any]) -> bytes:
     return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
 
@@ -43,6 +78,9 @@ def webhook_body(document: dict[str, Any]) -> bytes:
 def webhook_post(
     url: str, secret: str, document: dict[str, Any], delivery_id: str
 ) -> Attempt:
+    refused = private_host(url, resolve=True)
+    if refused:
+        return Attempt(False, None, refused)
     body = webhook_body(document)
     headers = {
         "Content-Type": "application/json",

@@ -63,6 +63,9 @@ def webhook_url_check(url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidInput(f"$.url: must be an http or https URL, got {url!r}")
+    refused = channels.private_host(url, resolve=False)
+    if refused:
+        raise InvalidInput(f"$.url: {refused}")
 
 
 def webhook_create(user: User, url: str) -> tuple[Webhook, str]:

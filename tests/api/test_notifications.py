@@ -80,6 +80,30 @@ def test_a_webhook_that_is_not_http_is_refused(as_alice: APIClient) -> None:
     assert Webhook.objects.count() == 0
 
 
+@pytest.mark.parametrize(
+    ("url", "address"),
+    [
+        ("http://127.0.0.1:5432/", "127.0.0.1"),
+        ("http://[::1]/hook", "::1"),
+        ("http://169.254.169.254/latest/", "169.254.169.254"),
+        ("https://10.1.2.3/hook", "10.1.2.3"),
+    ],
+)
+def test_a_webhook_into_a_private_network_is_refused(
+    as_alice: APIClient, url: str, address: str
+) -> None:
+    response = as_alice.post(
+        "/api/v1/notifications/webhooks/", {"url": url}, format="json"
+    )
+
+    assert error(response) == (
+        400,
+        "invalid",
+        f"$.url: {address} is a private address ({address}); webhooks go to "
+        "public hosts",
+    )
+
+
 def test_someone_elses_webhook_cannot_be_removed(
     as_alice: APIClient,
     bob: User,

@@ -106,6 +106,7 @@ class Receiver:
 @pytest.fixture
 def receiver(settings: Any) -> Iterator[Receiver]:
     settings.RECAST_NOTIFY_BACKOFF = 0
+    settings.RECAST_WEBHOOK_ALLOW_PRIVATE = True  # it listens on loopback
     server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
     state = Receiver(f"http://127.0.0.1:{server.server_address[1]}")
 

@@ -138,6 +138,7 @@ def test_a_webhook_that_cannot_be_reached_is_recorded_with_the_reason(
     demo: Analysis, alice: User, settings: Any
 ) -> None:
     settings.RECAST_NOTIFY_ATTEMPTS, settings.RECAST_NOTIFY_BACKOFF = 2, 0
+    settings.RECAST_WEBHOOK_ALLOW_PRIVATE = True
     preference_update(alice, email=False)
     from tests.notifications.conftest import free_port
 
@@ -278,4 +279,22 @@ def test_the_server_sends_deliveries_on_its_own_background_threads(
         "delivered",
         2,
         204,
+    )
+
+
+def test_a_webhook_into_this_machine_is_not_posted_to(
+    demo: Analysis, alice: User, settings: Any
+) -> None:
+    settings.RECAST_NOTIFY_ATTEMPTS = 1
+    settings.RECAST_WEBHOOK_ALLOW_PRIVATE = True
+    preference_update(alice, email=False)
+    webhook_create(alice, "http://localhost:5432/")
+    settings.RECAST_WEBHOOK_ALLOW_PRIVATE = False
+    request = submit(demo, alice, ["stop_450_0"])
+    succeed(request, "stop_450_0")
+
+    delivery = Delivery.objects.get()
+    assert (delivery.state, delivery.last_error) == (
+        "failed",
+        "localhost is a private address (127.0.0.1); webhooks go to public hosts",
     )

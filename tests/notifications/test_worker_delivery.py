@@ -24,6 +24,7 @@ pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Read by the worker process, which starts after this fixture."""
     monkeypatch.setenv("RECAST_NOTIFY_BACKOFF", "1")
+    monkeypatch.setenv("RECAST_WEBHOOK_ALLOW_PRIVATE", "true")  # a loopback receiver
 
 
 def delivered(timeout: float = 60) -> Delivery:
