@@ -170,6 +170,9 @@ def test_the_sweeper_releases_runs_whose_slot_a_cancellation_freed(
 
     assert runs_release_all() == [str(waiting.id)]
     assert queued == [str(waiting.id)]
+    out = io.StringIO()
+    call_command("quota_release", stdout=out)
+    assert out.getvalue() == "0 waiting run(s) handed to the workers\n"
 
 
 def test_staff_set_limits_with_a_management_command(alice: User) -> None:
