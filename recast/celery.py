@@ -8,4 +8,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "recast.settings")
 
 app = Celery("recast")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["recast.reinterpretation"])
+app.autodiscover_tasks(
+    ["recast.reinterpretation", "recast.notifications", "recast.quotas"]
+)

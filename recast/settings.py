@@ -57,6 +57,8 @@ INSTALLED_APPS = [
     "recast.storage",
     "recast.catalogue",
     "recast.reinterpretation",
+    "recast.notifications",
+    "recast.quotas",
     "recast.api",
 ]
 
@@ -229,6 +231,7 @@ CELERY_ACCEPT_CONTENT = ["json"]
 # Run by `celery -A recast beat` (or a worker started with -B).
 CELERY_BEAT_SCHEDULE = {
     "requeue-stale-runs": {"task": "recast.runs_requeue_stale", "schedule": 60.0},
+    "release-waiting-runs": {"task": "recast.runs_release_all", "schedule": 60.0},
 }
 
 # The engine.
@@ -264,6 +267,35 @@ RECAST_RUN_LEASE = env.integer("RECAST_RUN_LEASE", 300, minimum=30)
 # A queued run still waiting after this long is handed to the workers again, in
 # case the broker lost its message (duplicates are harmless: starts are conditional).
 RECAST_REQUEUE_AFTER = env.integer("RECAST_REQUEUE_AFTER", 1800, minimum=60)
+
+# Notifications. E-mail goes through SMTP when a host is given; otherwise to
+# the console (the embedded default), so nothing leaves the machine.
+_SMTP_HOST = env.string("RECAST_SMTP_HOST", "")
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend"
+    if _SMTP_HOST
+    else "django.core.mail.backends.console.EmailBackend"
+)
+EMAIL_HOST = _SMTP_HOST or "localhost"
+EMAIL_PORT = env.integer("RECAST_SMTP_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env.string("RECAST_SMTP_USER", "")
+EMAIL_HOST_PASSWORD = env.string("RECAST_SMTP_PASSWORD", "")
+EMAIL_USE_TLS = env.boolean("RECAST_SMTP_STARTTLS", False)
+EMAIL_TIMEOUT = 30
+DEFAULT_FROM_EMAIL = env.string("RECAST_EMAIL_FROM", "recast@localhost")
+# A delivery is tried this many times, waiting RECAST_NOTIFY_BACKOFF seconds,
+# then twice as long after each failure.
+RECAST_NOTIFY_ATTEMPTS = env.integer("RECAST_NOTIFY_ATTEMPTS", 5, minimum=1)
+RECAST_NOTIFY_BACKOFF = env.integer("RECAST_NOTIFY_BACKOFF", 30)
+# Webhooks may not point into this machine or its private network (the
+# database's port, a cloud metadata address) unless this is set.
+RECAST_WEBHOOK_ALLOW_PRIVATE = env.boolean("RECAST_WEBHOOK_ALLOW_PRIVATE", False)
+
+# Quotas: the defaults of every user's limits (staff set others per user or
+# group); 0 means no limit.
+RECAST_QUOTA_RUNNING = env.integer("RECAST_QUOTA_RUNNING", 0)
+RECAST_QUOTA_QUEUED = env.integer("RECAST_QUOTA_QUEUED", 0)
+RECAST_QUOTA_CPU_SECONDS = env.integer("RECAST_QUOTA_CPU_SECONDS", 0)
 
 LOGGING = {
     "version": 1,

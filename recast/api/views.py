@@ -37,6 +37,7 @@ from recast.reinterpretation.submission import (
     cache_flag,
     check_size,
     points_from,
+    within_quota,
 )
 from recast.reinterpretation.validation import validation_start
 from recast.storage.services import blob_store
@@ -222,6 +223,7 @@ class RequestListCreate(APIView):
         use_cache = cache_flag(data)
         owner = request.user if isinstance(request.user, User) else None
         if key is None or owner is None:
+            within_quota(owner, points)
             created = request_submit(analysis, points, owner=owner, use_cache=use_cache)
             new = True
         else:

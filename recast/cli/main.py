@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from recast.cli import remote
+from recast.cli import notify, remote
 from recast.cli.client import Client, ClientError, config_write, server_configured
 from recast.cli.local import django_setup
 from recast.cli.output import print_json, print_table
@@ -530,6 +530,10 @@ def archive_rerun(path: Path, rtol: float, as_json: bool) -> None:
         )
         sys.exit(EXIT_FAILED)
     click.echo(f"{path}: reproduced within {rtol:g}", err=True)
+
+
+cli.add_command(notify.notifications)
+cli.add_command(notify.usage)
 
 
 def main() -> None:

@@ -54,3 +54,11 @@ class Conflict(RecastError):
 class TooLarge(RecastError):
     code = "too_large"
     status = 413
+
+
+class QuotaExceeded(RecastError):
+    """A request beyond its owner's limits; the message names the limit and
+    the current usage."""
+
+    code = "quota_exceeded"
+    status = 429

@@ -118,6 +118,7 @@ class RecastBackend:
             outcome.exit_code,
             environment=outcome.environment,
             cache=cached,
+            cpu_seconds=outcome.cpu_seconds,
         )
         if not outcome.ok:
             event.kind, event.reason = (

@@ -31,6 +31,9 @@ class StepOutcome:
     finished_at: str
     reason: str = ""
     environment: dict[str, Any] = field(default_factory=dict)
+    # User plus system CPU time of the step's processes; None when the
+    # executor cannot measure it.
+    cpu_seconds: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -55,6 +58,7 @@ class StepEvent:
     # The step cache's part: {key, hit, stored} or {key, hit, producer,
     # created_at} when the outputs were reused; empty when not cached.
     cache: dict[str, Any] = field(default_factory=dict)
+    cpu_seconds: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

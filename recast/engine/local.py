@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import subprocess
 import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -45,32 +47,63 @@ def step_environment(venv: Path, job: StepJob) -> dict[str, str]:
     }
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
+def reap(process: subprocess.Popen[bytes], block: bool) -> float | None:
+    """Collect the step's exit status with its CPU time (user plus system) by
+    os.wait4, which counts the process and every child it waited for (a
+    shell's commands); None while the step still runs."""
+    pid, status, usage = os.wait4(process.pid, 0 if block else os.WNOHANG)
+    if pid == 0:
+        return None
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return usage.ru_utime + usage.ru_stime
+
+
+def stop(process: subprocess.Popen[bytes]) -> float | None:
     """End the step's whole process group: a shell's children included."""
     try:
         os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
     except ProcessLookupError:
-        pass
+        return reap(process, block=True)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        cpu = reap(process, block=False)
+        if cpu is not None:
+            return cpu
+        time.sleep(POLL_SECONDS)
+    os.killpg(process.pid, signal.SIGKILL)
+    return reap(process, block=True)
 
 
-def wait(process: subprocess.Popen[bytes], timeout: int, cancelled: CancelCheck) -> str:
-    """Wait for the step; return a reason if it had to be stopped."""
+def wait(
+    process: subprocess.Popen[bytes], timeout: int, cancelled: CancelCheck
+) -> tuple[str, float | None]:
+    """Wait for the step; return a reason if it had to be stopped, and the CPU
+    seconds it used."""
     deadline = time.monotonic() + timeout
-    while process.poll() is None:
-        if cancelled():
-            stop(process)
-            return "cancelled"
-        if time.monotonic() > deadline:
-            stop(process)
-            return f"timed out after {timeout} s"
-        # Returns as soon as the step ends: a short step costs no poll.
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=POLL_SECONDS)
-    return ""
+    with exit_signal(process) as exited:
+        while (cpu := reap(process, block=False)) is None:
+            if cancelled():
+                return "cancelled", stop(process)
+            if time.monotonic() > deadline:
+                return f"timed out after {timeout} s", stop(process)
+            exited(POLL_SECONDS)
+    return "", cpu
+
+
+@contextlib.contextmanager
+def exit_signal(process: subprocess.Popen[bytes]) -> Iterator[Callable[[float], None]]:
+    """A wait of at most so many seconds that ends as soon as the step exits
+    (a pidfd becomes readable then), so a short step costs no poll interval.
+    The step is still reaped by os.wait4, which alone reports its CPU time."""
+    try:
+        descriptor = os.pidfd_open(process.pid)
+    except (AttributeError, OSError):
+        yield time.sleep  # no pidfd here: poll
+        return
+    try:
+        yield lambda seconds: select.select([descriptor], [], [], seconds) and None
+    finally:
+        os.close(descriptor)
 
 
 class LocalExecutor:
@@ -105,10 +138,17 @@ class LocalExecutor:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-            reason = wait(process, job.timeout, cancelled)
+            reason, cpu_seconds = wait(process, job.timeout, cancelled)
         environment = {
             "backend": self.name,
             "packages": description["packages"],
             "recipe_sha256": description["recipe_sha256"],
         }
-        return StepOutcome(process.returncode, started, now(), reason, environment)
+        return StepOutcome(
+            process.returncode,
+            started,
+            now(),
+            reason,
+            environment,
+            cpu_seconds=round(cpu_seconds, 3) if cpu_seconds is not None else None,
+        )

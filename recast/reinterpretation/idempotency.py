@@ -21,6 +21,7 @@ from recast.core.errors import Conflict, InvalidInput
 from recast.reinterpretation.inputs import PointInputs
 from recast.reinterpretation.models import Request
 from recast.reinterpretation.services import request_submit
+from recast.reinterpretation.submission import within_quota
 
 KEY = re.compile(r"[\x21-\x7e]{1,200}")
 
@@ -63,6 +64,8 @@ def request_submit_once(
     if found is not None:
         return found, False
 
+    # Only a new request counts against the quotas: a replay costs nothing.
+    within_quota(owner, points)
     try:
         created = request_submit(
             analysis,

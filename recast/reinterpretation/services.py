@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -21,6 +22,8 @@ from django.utils import timezone
 from recast.catalogue.models import Analysis
 from recast.core.errors import Conflict, InvalidInput
 from recast.engine.events import StepEvent
+from recast.notifications import hooks as notify
+from recast.quotas import services as quotas
 from recast.reinterpretation.inputs import PointInputs
 from recast.reinterpretation.models import FINISHED, Request, Run, Status, Step
 from recast.storage.services import blob_store
@@ -98,6 +101,8 @@ def run_start(run_id: str, backend: str) -> int | None:
     """Move a queued run to running, or take over a running one whose worker
     stopped beating (it died); return the new attempt number. None when
     another live worker has it or it has finished: the task then does nothing."""
+    if not quotas.run_claim_allowed(run_id):
+        return None  # its owner is at their running limit; released later
     now = timezone.now()
     stale = now - timedelta(seconds=settings.RECAST_RUN_LEASE)
     takeable = Q(status=Status.QUEUED) | Q(
@@ -141,6 +146,7 @@ def step_record(run_id: str, attempt: int, event: StepEvent) -> None:
     Step.objects.update_or_create(
         run_id=run_id, attempt=attempt, name=event.name, defaults=fields
     )
+    quotas.usage_record(run_id, attempt, event)
     logger.info(
         "run %s step %s %s%s",
         run_id,
@@ -186,6 +192,8 @@ def run_finish(run_id: str, attempt: int, **fields: Any) -> bool:
         request_id = Run.objects.get(id=run_id).request_id
         if request_refresh(request_id):
             request_finished(request_id)
+        transaction.on_commit(partial(notify.request_progressed, request_id))
+        transaction.on_commit(partial(quotas.runs_release, request_id))
     return bool(moved)
 
 
@@ -203,6 +211,7 @@ def request_finished(request_id: Any) -> None:
             "request %s: the scan archive could not be written", request_id
         )
     validation_conclude(request_id)
+    transaction.on_commit(partial(notify.request_finished, request_id))
 
 
 def run_succeed(

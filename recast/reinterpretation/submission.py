@@ -8,9 +8,11 @@ names), an uploaded ``signal`` file, or an uploaded ``patchset``.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
 
 from recast.catalogue.loader import file_fields
 from recast.catalogue.models import Analysis
@@ -177,3 +179,12 @@ def points_from(
         points = patchset_points(analysis, files["patchset"][1], limit=within_limit)
 
     return points
+
+
+def within_quota(owner: User | None, points: Sequence[PointInputs]) -> None:
+    """Refuse, before anything is stored, a request beyond its owner's limits
+    (raises QuotaExceeded naming the limit and the usage)."""
+    from recast.quotas.services import submit_check
+
+    if owner is not None:
+        submit_check(owner, len(points))

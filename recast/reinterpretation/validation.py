@@ -4,6 +4,7 @@ quantity with its reference result, within the analysis' tolerance."""
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any
 
 from django.db import transaction
@@ -13,6 +14,7 @@ import recast
 from recast.catalogue.models import Analysis
 from recast.core.errors import InvalidInput
 from recast.core.results import compare
+from recast.notifications import hooks as notify
 from recast.reinterpretation.inputs import check_point
 from recast.reinterpretation.models import Request, Validation
 from recast.reinterpretation.services import request_submit
@@ -76,9 +78,11 @@ def validation_conclude(request_id: Any) -> None:
         verdict = Validation.Verdict.FAIL if failing else Validation.Verdict.PASS
         message = "; ".join(map(deviation_text, failing))
         message = message or "every quantity within the tolerance"
-    Validation.objects.filter(
+    moved = Validation.objects.filter(
         pk=validation.pk, verdict=Validation.Verdict.PENDING
     ).update(
         verdict=verdict, deviations=rows, message=message, finished_at=timezone.now()
     )
+    if moved:
+        transaction.on_commit(partial(notify.validation_concluded, validation.pk))
     logger.info("validation of %s: %s (%s)", analysis.slug, verdict, message)

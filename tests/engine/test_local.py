@@ -103,3 +103,27 @@ def test_a_cancelled_step_is_stopped_with_its_children(
     child = int((tmp_path / "child.pid").read_text())
     assert outcome.reason == "cancelled"
     assert not alive(child)
+
+
+def test_a_step_reports_the_cpu_time_of_its_processes(
+    executor: LocalExecutor, tmp_path: Path
+) -> None:
+    # A child of the shell burns about half a second of CPU; wall time spent
+    # sleeping in another child is not CPU time.
+    burn = "python -c 'import time; t = time.process_time(); "
+    burn += 'exec("while time.process_time() - t < 0.5: pass")\''
+    outcome = executor.run(job(tmp_path, f"{burn} && sleep 0.5"), lambda: False)
+
+    assert outcome.ok
+    assert outcome.cpu_seconds is not None
+    assert 0.5 <= outcome.cpu_seconds < 1.5
+
+
+def test_a_stopped_step_still_reports_its_cpu_time(
+    executor: LocalExecutor, tmp_path: Path
+) -> None:
+    outcome = executor.run(job(tmp_path, "sleep 30", timeout=1), lambda: False)
+
+    assert outcome.reason == "timed out after 1 s"
+    assert outcome.cpu_seconds is not None
+    assert outcome.cpu_seconds < 1.0
