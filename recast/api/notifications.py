@@ -7,11 +7,13 @@ from typing import Any
 from django.contrib.auth.models import User
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import permissions, serializers, status
-from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.parsers import JSONParser
 from rest_framework.request import Request as HttpRequest
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from recast.api.pagination import StrictLimitOffsetPagination
+from recast.api.serializers import StrictBooleanField, page_of
 from recast.catalogue.selectors import analysis_get
 from recast.notifications import selectors, services
 from recast.notifications.models import Delivery, Follow, Preference, Webhook
@@ -24,11 +26,11 @@ class PreferenceSerializer(serializers.ModelSerializer[Preference]):
 
 
 class PreferenceUpdateSerializer(serializers.Serializer[Any]):
-    email = serializers.BooleanField(required=False)
+    email = StrictBooleanField(required=False)
     email_address = serializers.EmailField(required=False, allow_blank=True)
-    request_finished = serializers.BooleanField(required=False)
-    scan_halfway = serializers.BooleanField(required=False)
-    validation_changed = serializers.BooleanField(required=False)
+    request_finished = StrictBooleanField(required=False)
+    scan_halfway = StrictBooleanField(required=False)
+    validation_changed = StrictBooleanField(required=False)
 
 
 class WebhookSerializer(serializers.ModelSerializer[Webhook]):
@@ -89,6 +91,7 @@ class PreferenceDetail(APIView):
     """What you are told of, and whether by e-mail (webhooks get everything
     you are told of)."""
 
+    parser_classes = [JSONParser]
     permission_classes = [permissions.IsAuthenticated]
 
     @extend_schema(responses=PreferenceSerializer)
@@ -107,6 +110,7 @@ class PreferenceDetail(APIView):
 class WebhookListCreate(APIView):
     """Your webhooks; register a new one (its secret is shown once, here)."""
 
+    parser_classes = [JSONParser]
     permission_classes = [permissions.IsAuthenticated]
 
     @extend_schema(responses=WebhookSerializer(many=True))
@@ -143,13 +147,13 @@ class DeliveryList(APIView):
 
     @extend_schema(
         parameters=[OpenApiParameter("state", str, enum=list(Delivery.State.values))],
-        responses=DeliverySerializer(many=True),
+        responses=page_of(DeliverySerializer, "DeliveryPage"),
     )
     def get(self, request: HttpRequest) -> Response:
         found = selectors.deliveries_of(
             user_of(request), request.query_params.get("state", "")
         )
-        paginator = LimitOffsetPagination()
+        paginator = StrictLimitOffsetPagination()
         page = paginator.paginate_queryset(found, request, view=self)
         return paginator.get_paginated_response(
             DeliverySerializer(page, many=True).data

@@ -256,6 +256,30 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+class StrictBooleanField(serializers.BooleanField):
+    """A JSON true or false, and only that: DRF would read 0, "yes" and "on"."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
+def page_of(item: type[serializers.Serializer[Any]], name: str) -> type[Any]:
+    """The schema of one page of ``item``s, as limit/offset pagination returns it."""
+    return type(
+        name,
+        (serializers.Serializer,),
+        {
+            "count": serializers.IntegerField(),
+            "next": serializers.URLField(allow_null=True),
+            "previous": serializers.URLField(allow_null=True),
+            "results": item(many=True),
+            "__doc__": f"One page of {item.__name__.removesuffix('Serializer')}.",
+        },
+    )
+
+
 class StrictIntegerField(serializers.IntegerField):
     """A JSON integer, and only that: DRF would read "90" and true as numbers."""
 

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -84,7 +85,7 @@ def webhook_create(user: User, url: str) -> tuple[Webhook, str]:
 def webhook_delete(user: User, webhook_id: str) -> None:
     try:
         deleted, _ = Webhook.objects.filter(user=user, id=webhook_id).delete()
-    except ValueError:
+    except (ValueError, ValidationError):  # not a webhook id at all
         deleted = 0
     if not deleted:
         raise NotFound(f"no webhook {webhook_id} of yours")

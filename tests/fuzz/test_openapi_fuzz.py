@@ -12,6 +12,7 @@ import pytest
 import schemathesis
 from django.contrib.auth.models import User
 from hypothesis import HealthCheck, settings
+from schemathesis.checks import positive_data_acceptance
 
 from recast.accounts.services import token_create
 from recast.catalogue.models import Analysis
@@ -51,4 +52,9 @@ def test_no_operation_answers_with_a_server_error_or_off_schema(
     bearer: dict[str, str],
     queued: list[str],
 ) -> None:
-    case.call_and_validate(headers=bearer)
+    excluded = []
+    if (case.method, case.path) == ("POST", "/api/v1/notifications/webhooks/"):
+        # A well-formed URL whose host does not resolve, or resolves to a
+        # private address, is refused with 400: no schema can say so.
+        excluded.append(positive_data_acceptance)
+    case.call_and_validate(headers=bearer, excluded_checks=excluded)
