@@ -40,7 +40,12 @@ SAMPLE_SECONDS = 0.1
 def tree_rss(process: psutil.Process) -> int:
     """Resident bytes of ``process`` and all its descendants now."""
     total = 0
-    for member in [process, *process.children(recursive=True)]:
+    try:
+        members = [process, *process.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        # A step process ended while its parent's children were listed.
+        return 0
+    for member in members:
         # A step process may end between the listing and the reading.
         with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
             total += member.memory_info().rss
