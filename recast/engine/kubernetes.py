@@ -91,8 +91,10 @@ def job_manifest(
     limits: Limits,
     rundir: Path,
     config: KubernetesConfig,
+    namespace: str = "",
 ) -> dict[str, Any]:
-    """The batch/v1 Job that runs ``job``: a plain dict, as sent to the API."""
+    """The batch/v1 Job that runs ``job`` in ``namespace`` (config's if not
+    given): a plain dict, as sent to the API."""
     labels = {
         **MANAGED_BY,
         "app.kubernetes.io/component": "step",
@@ -164,7 +166,11 @@ def job_manifest(
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {"name": name, "labels": labels},
+        "metadata": {
+            "name": name,
+            "namespace": namespace or config.namespace or "default",
+            "labels": labels,
+        },
         "spec": {
             "backoffLimit": config.backoff_limit,
             "activeDeadlineSeconds": job.timeout,
@@ -237,7 +243,9 @@ class KubernetesExecutor:
         name = job_name(job.name)
         try:
             client = self.connect()
-            manifest = job_manifest(name, job, limits, self.rundir, self.config)
+            manifest = job_manifest(
+                name, job, limits, self.rundir, self.config, self.namespace
+            )
             # The client sends a dict body as it is: no model round trip.
             k8s.BatchV1Api(client).create_namespaced_job(
                 self.namespace,

@@ -35,10 +35,8 @@ from recast.core.results import point_result
 from recast.engine import runner
 from recast.engine.backend import Executor
 from recast.engine.cache import StepCache
-from recast.engine.docker import DockerExecutor
 from recast.engine.environments import EnvironmentBuildFailed, image_folder
 from recast.engine.events import StepEvent
-from recast.engine.kubernetes import KubernetesConfig, KubernetesExecutor
 from recast.engine.local import LocalExecutor
 from recast.reinterpretation import services
 from recast.reinterpretation.models import Run, Status
@@ -63,9 +61,15 @@ def executor_for(batch: Batch, rundir: Path) -> Executor:
         "recast.io/run": first_or_batch(batch),
     }
     memory_mb, cpus = settings.RECAST_STEP_MEMORY_MB, settings.RECAST_STEP_CPUS
+    # The container clients load on demand: the kubernetes client alone takes
+    # about half a second to import, which the web server need not pay.
     if settings.RECAST_BACKEND == "docker":
+        from recast.engine.docker import DockerExecutor
+
         return DockerExecutor(images, rundir, memory_mb, cpus, labels)
     if settings.RECAST_BACKEND == "kubernetes":
+        from recast.engine.kubernetes import KubernetesConfig, KubernetesExecutor
+
         return KubernetesExecutor(
             images,
             rundir,

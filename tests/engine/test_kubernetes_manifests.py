@@ -121,4 +121,10 @@ def test_a_job_isolates_its_step(variant: str) -> None:
     ]
     labels = manifest["metadata"]["labels"]
     assert all(len(value) <= 63 for value in labels.values())
+    # The NetworkPolicies of deploy/k8s select step pods by these two labels.
+    pod_labels = spec["template"]["metadata"]["labels"]
+    assert pod_labels["app.kubernetes.io/component"] == "step"
+    assert pod_labels["recast.io/network"] == (
+        "true" if "network" in job.resources else "false"
+    )
     assert labels["recast.io/run"] == "4b0c5a4e-0d1f-4e59-a1a9-3f1f3e0e7c11"
