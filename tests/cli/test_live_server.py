@@ -87,7 +87,7 @@ def wait_for_server(url: str, process: subprocess.Popen[bytes], log: Path) -> No
             requests.get(f"{url}/api/v1/analyses/", timeout=2)
             return
         except (requests.ConnectionError, requests.Timeout):
-            # Listening, but its worker still boots (a loaded machine).
+            # Not listening yet, or too busy to answer on a loaded machine.
             time.sleep(0.3)
     raise AssertionError(f"the server did not start:\n{log.read_text()}")
 
