@@ -3,6 +3,7 @@ read and check the result, and write the archive."""
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import time
@@ -20,7 +21,7 @@ from recast.catalogue.models import Analysis, WorkflowVersion
 from recast.core import jsonschema as schemas
 from recast.core.errors import InvalidInput
 from recast.core.results import point_result
-from recast.engine import runner
+from recast.engine import graph, runner
 from recast.engine.environments import EnvironmentBuildFailed, image_folder
 from recast.engine.events import StepEvent
 from recast.engine.local import LocalExecutor
@@ -30,6 +31,7 @@ from recast.storage.services import blob_path
 
 logger = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 5.0
+GRAPH_FILE = "graph.svg"
 
 
 def executor_for(version: WorkflowVersion) -> LocalExecutor:
@@ -127,6 +129,7 @@ def write_archive(run: Run, rundir: Path, documents: dict[str, Any]) -> tuple[st
         files["yadage/yadage_snapshot_workflow.json"] = snapshot
     files.update(image_recipes(run.request.workflow_version))
     spec = run.request.workflow_version.spec
+    files[GRAPH_FILE] = write_graph(rundir / GRAPH_FILE, spec, snapshot)
     digest = archive_write(
         target,
         files,
@@ -134,6 +137,13 @@ def write_archive(run: Run, rundir: Path, documents: dict[str, Any]) -> tuple[st
         lambda folder: describe(folder, documents["run.json"], spec),
     )
     return str(target), digest
+
+
+def write_graph(target: Path, spec: dict[str, Any], snapshot: Path) -> Path:
+    """The graph of steps with each step's final state, from yadage's snapshot."""
+    states = json.loads(snapshot.read_text()) if snapshot.exists() else None
+    target.write_text(graph.render(spec, snapshot=states, title="Steps of this run"))
+    return target
 
 
 class Heartbeat:
