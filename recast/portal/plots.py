@@ -230,13 +230,24 @@ def contour(rows: list[dict[str, Any]], title: str) -> str:
             label="not excluded",
             zorder=3,
         )
-    axes.margins(0.06)
+    pad_axes(axes, points)
     axes.set_xlabel(literal(labels[0]))
     axes.set_ylabel(literal(labels[1]))
     axes.set_title(literal(title))
     axes.legend(loc="best", fontsize="small")
     figure.tight_layout()
     return to_svg(figure)
+
+
+def pad_axes(axes: Any, points: list[ContourPoint]) -> None:
+    """Room around the outermost points, so their markers are not cut."""
+    for values, limits in (
+        ([p.x for p in points], axes.set_xlim),
+        ([p.y for p in points], axes.set_ylim),
+    ):
+        low, high = min(values), max(values)
+        pad = 0.06 * (high - low or 1.0)
+        limits(low - pad, high + pad)
 
 
 def draw_level(

@@ -240,7 +240,7 @@ def request_detail(request: HttpRequest, request_id: str) -> HttpResponse:
         "followed": followed,
         "steps": steps_of(followed) if followed else [],
         "contour": contour_reason(found, runs),
-        "labels": sorted({k for run in runs for k in run.model_parameters}),
+        "labels": list(dict.fromkeys(k for run in runs for k in run.model_parameters)),
     }
     return render(request, "portal/request.html", context)
 

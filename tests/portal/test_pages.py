@@ -95,7 +95,7 @@ def test_the_analysis_page_shows_what_the_analysis_needs_and_its_reference(
     assert "<td><code>recast/pyhf</code></td><td><code>0.7.6-1</code></td>" in page
     assert 'name="input_signal"' in page and 'name="input_patch"' in page
     assert "&quot;signal&quot;: &quot;sha256:2094a7376f68" in page
-    assert '<th scope="row">observed</th><td>0.0676</td><td>1.0945</td>' in page
+    assert '<th scope="row">observed</th><td>0.06761</td><td>1.094</td>' in page
     assert "Not checked yet" in page
     assert "Sign in</a> to submit" in page
 
@@ -304,8 +304,8 @@ def test_a_finished_scan_shows_its_cls_table_contour_and_downloads(
 
     assert 'data-finished="true"' in page
     assert '<progress id="progress" max="4" value="4">' in page
-    assert re.search(r">stop_450_0</a></th>\s*<td>0</td><td>450</td>", page)
-    assert "<td>0.0010</td>" in page and "<td>yes</td>" in page
+    assert re.search(r">stop_450_0</a></th>\s*<td>450</td><td>0</td>", page)
+    assert "<td>0.001</td>" in page and "<td>yes</td>" in page
     assert f'src="/requests/{request.id}/contour.svg"' in page
     assert f'href="/api/v1/requests/{request.id}/results/?as=csv"' in page
     assert f'href="/api/v1/requests/{request.id}/export/?to=hepdata"' in page
@@ -373,7 +373,7 @@ def test_a_point_page_shows_its_numbers_and_brazil_plot(
     plot = signed_in.get(f"/runs/{run.id}/brazil.svg")
 
     assert "<strong>Excluded</strong> at 95 % CL" in page
-    assert '<th scope="row">observed</th><td>0.0100</td>' in page
+    assert '<th scope="row">observed</th><td>0.01</td>' in page
     assert f'src="/runs/{run.id}/brazil.svg"' in page
     assert plot["Content-Type"] == "image/svg+xml; charset=utf-8"
     assert "CLs = 0.05" in html(plot) and "<style" not in html(plot)
