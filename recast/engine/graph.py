@@ -283,7 +283,8 @@ def render(
         named_states(graph, states, found)
     ran = snapshot is not None or states is not None
     if ran:
-        apply_states(graph, found, True)
+        # The inputs are in place once any step has begun.
+        apply_states(graph, found, bool(found))
     place(graph)
     return svg(graph, title, ran)
 

@@ -75,6 +75,12 @@ def test_step_states_colour_the_boxes_and_unstarted_steps_are_pending() -> None:
     assert "patch: succeeded; fit: running; summarise: pending" in drawn
 
 
+def test_before_any_step_starts_every_box_is_pending() -> None:
+    found = stages(render(demo_spec(), states={}))
+
+    assert set(found.values()) == {"pending"}
+
+
 def test_states_come_from_a_yadage_snapshot() -> None:
     snapshot = {
         "dag": {

@@ -188,11 +188,15 @@ def test_a_scan_submitted_in_the_browser_finishes_with_its_results_and_contour(
     assert image_loaded(page, "figure.plot img")
     watched.shot("08-point")
 
-    page.get_by_role("link", name="My requests").click()
+    page.get_by_role("navigation", name="Main").get_by_role(
+        "link", name="My requests"
+    ).click()
     assert page.locator("tbody tr").count() == 1
     watched.shot("09-my-requests")
 
-    page.get_by_role("link", name="API tokens").click()
+    page.get_by_role("navigation", name="Main").get_by_role(
+        "link", name="API tokens"
+    ).click()
     page.get_by_label("Name").fill("laptop")
     page.get_by_role("button", name="Make a token").click()
     assert page.get_by_label("Token").input_value().startswith("rc_")
