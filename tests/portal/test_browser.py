@@ -67,20 +67,21 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     subprocess.run([*manage, "shell", "-c", make_user], env=env, check=True)
 
     port = free_port()
-    log = (var / "server.log").open("wb")
     recast = str(Path(sys.executable).with_name("recast"))
-    process = subprocess.Popen(
-        [recast, "serve", "--port", str(port), "--workers", "2"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_for_server(url, process, var / "server.log")
-    yield url
-    process.terminate()
-    process.wait(timeout=30)
-    log.close()
+    with (var / "server.log").open("wb") as log:
+        process = subprocess.Popen(
+            [recast, "serve", "--port", str(port), "--workers", "2"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_for_server(url, process, var / "server.log")
+            yield url
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -199,7 +200,7 @@ def test_a_scan_submitted_in_the_browser_finishes_with_its_results_and_contour(
     ).click()
     page.get_by_label("Name").fill("laptop")
     page.get_by_role("button", name="Make a token").click()
-    assert page.get_by_label("Token").input_value().startswith("rc_")
+    assert page.get_by_role("textbox", name="Token").input_value().startswith("rc_")
     watched.shot("10-tokens")
     page.get_by_role("button", name="Revoke the token").click()
     assert page.get_by_text("No active token.").is_visible()
