@@ -240,6 +240,7 @@ def request_detail(request: HttpRequest, request_id: str) -> HttpResponse:
         "followed": followed,
         "steps": steps_of(followed) if followed else [],
         "contour": contour_reason(found, runs),
+        "brazil": single_brazil(found, runs),
         "labels": list(dict.fromkeys(k for run in runs for k in run.model_parameters)),
     }
     return render(request, "portal/request.html", context)
@@ -260,13 +261,19 @@ def request_stop(request: HttpRequest, request_id: str) -> HttpResponse:
 
 def contour_reason(found: Request, runs: list[Run]) -> str:
     """Empty when the scan's contour can be drawn, else why not."""
-    if not found.is_scan:
-        return "one point: see its CLs against μ on the point's page"
     try:
         plots.contour_data([selectors.run_summary(r) for r in runs])
     except plots.NoContour as reason:
-        return str(reason)
+        return str(reason) + ("" if found.status in FINISHED else " so far")
     return ""
+
+
+def single_brazil(found: Request, runs: list[Run]) -> Run | None:
+    """The one point of a single-point request, when it has a CLs scan."""
+    if found.is_scan or len(runs) != 1 or not runs[0].archive_path:
+        return None
+    scan = plots.point_scan(Path(runs[0].archive_path), runs[0].point)
+    return runs[0] if scan else None
 
 
 @login_required

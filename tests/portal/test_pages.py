@@ -370,11 +370,13 @@ def test_a_point_page_shows_its_numbers_and_brazil_plot(
     Run.objects.filter(pk=run.pk).update(archive_path=str(fits.parents[2]))
 
     page = html(signed_in.get(f"/runs/{run.id}/"))
+    request_page = html(signed_in.get(f"/requests/{request.id}/"))
     plot = signed_in.get(f"/runs/{run.id}/brazil.svg")
 
     assert "<strong>Excluded</strong> at 95 % CL" in page
     assert '<th scope="row">observed</th><td>0.01</td>' in page
     assert f'src="/runs/{run.id}/brazil.svg"' in page
+    assert f'src="/runs/{run.id}/brazil.svg"' in request_page  # its only point
     assert plot["Content-Type"] == "image/svg+xml; charset=utf-8"
     assert "CLs = 0.05" in html(plot) and "<style" not in html(plot)
 
