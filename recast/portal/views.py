@@ -51,17 +51,12 @@ def catalogue(request: HttpRequest) -> HttpResponse:
         k: request.GET.get(k, "").strip() for k in ("q", "collaboration", "keyword")
     }
     visible = list(analysis_list(request.user))
-    try:
-        analyses = list(
-            analysis_search(
-                request.user,
-                search=given["q"],
-                collaboration=given["collaboration"],
-                keyword=given["keyword"],
-            )
-        )
-    except RecastError as error:
-        analyses, given["error"] = [], error.message
+    analyses = analysis_search(
+        request.user,
+        search=given["q"],
+        collaboration=given["collaboration"],
+        keyword=given["keyword"],
+    )
     context = {
         "rows": [catalogue_row(a) for a in analyses],
         "given": given,
