@@ -33,8 +33,11 @@
       var code = row.querySelector('[data-field="exit_code"]');
       if (code) { code.textContent = step.exit_code === null ? "" : String(step.exit_code); }
     });
+    // A step the table has no row for yet (retries repeat names): reload.
+    var names = {};
+    (run.steps || []).forEach(function (step) { names[step.name] = true; });
     var known = root.querySelectorAll("#steps tr[data-step]").length;
-    return (run.steps || []).length !== known; // a new step: the page needs its row
+    return Object.keys(names).length > known;
   }
 
   function refreshLogs(root) {
