@@ -196,7 +196,11 @@ def user_of(request: HttpRequest) -> User | None:
 @require_GET
 def request_list(request: HttpRequest) -> HttpResponse:
     requests = list(selectors.request_list(request.user)[:200])
-    rows = [(r, selectors.status_counts(r)) for r in requests]
+    rows = []
+    for found in requests:
+        counts = selectors.status_counts(found)
+        done = sum(counts[s] for s in FINISHED)
+        rows.append((found, counts, done, sum(counts.values())))
     return render(request, "portal/requests.html", {"rows": rows})
 
 

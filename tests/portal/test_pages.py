@@ -281,6 +281,7 @@ def test_my_requests_lists_only_my_own(
     page = html(signed_in.get("/requests/"))
 
     assert f'href="/requests/{mine.id}/"' in page
+    assert "<td>1 of 1 finished: 1 succeeded</td>" in page
     assert str(theirs.id) not in page
     assert signed_in.get(f"/requests/{theirs.id}/").status_code == 404
 
