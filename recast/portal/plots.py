@@ -11,19 +11,27 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display on a server
-
-from matplotlib import pyplot as plt
-from matplotlib.figure import Figure
-from matplotlib.tri import Triangulation
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+    from matplotlib.tri import Triangulation
 
 CLS_LEVEL = 0.05
 BIGGEST_SCAN_FILE = 20 * 1024 * 1024
 GREEN, YELLOW, RED = "#2ca02c", "#f5d000", "#d62728"
+
+
+def pyplot() -> Any:
+    """matplotlib's pyplot, imported on first use: importing it (and building
+    its font cache the first time) takes seconds, which no page but a plot
+    should wait for."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on a server
+    from matplotlib import pyplot as plt
+
+    return plt
 
 
 def literal(text: str) -> str:
@@ -32,8 +40,9 @@ def literal(text: str) -> str:
 
 
 def to_svg(figure: Figure) -> str:
+    plt = pyplot()
     buffer = io.StringIO()
-    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "recast"}):
+    with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "recast"}):
         figure.savefig(buffer, format="svg", metadata={"Date": None})
     plt.close(figure)
     # The page's policy forbids inline styles; matplotlib's one default rule
@@ -98,7 +107,7 @@ def brazil(fit: dict[str, Any], title: str) -> str:
     mu = [row[0] for row in shown]
     band = [[row[2][i] for row in shown] for i in range(5)]
 
-    figure, axes = plt.subplots(figsize=(6.4, 4.4))
+    figure, axes = pyplot().subplots(figsize=(6.4, 4.4))
     axes.fill_between(mu, band[0], band[4], color=YELLOW, label="expected ±2σ")
     axes.fill_between(mu, band[1], band[3], color=GREEN, label="expected ±1σ")
     axes.plot(mu, band[2], "k--", label="expected")
@@ -176,6 +185,8 @@ def triangulation(points: list[ContourPoint]) -> Triangulation:
             f"an exclusion contour needs at least three finished points; "
             f"this scan has {len(points)}"
         )
+    from matplotlib.tri import Triangulation
+
     try:
         return Triangulation([p.x for p in points], [p.y for p in points])
     except (RuntimeError, ValueError):
@@ -202,7 +213,7 @@ def contour(rows: list[dict[str, Any]], title: str) -> str:
     CLs; raise NoContour when the points cannot give one."""
     labels, points, mesh = contour_data(rows)
 
-    figure, axes = plt.subplots(figsize=(6.4, 4.8))
+    figure, axes = pyplot().subplots(figsize=(6.4, 4.8))
     # The band is where the -1 and +1 sigma expectations lie on either side
     # of the level: their product with the level taken off is negative there.
     inside = [(p.cls_exp[1] - CLS_LEVEL) * (p.cls_exp[3] - CLS_LEVEL) for p in points]
