@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "recast.notifications",
     "recast.quotas",
     "recast.api",
+    "recast.portal",
 ]
 
 MIDDLEWARE = [
@@ -146,6 +147,8 @@ STATIC_URL = "static/"
 _STATIC_ROOT = env.raw("RECAST_STATIC_ROOT")
 STATIC_ROOT = Path(_STATIC_ROOT) if _STATIC_ROOT else None
 WHITENOISE_USE_FINDERS = True
+# The portal's stylesheet and script (frontend/static), served by the platform.
+STATICFILES_DIRS = [BASE_DIR / "frontend" / "static"]
 
 # Rate-limit counters live in the cache: share one (Redis) between several
 # server processes, or each process counts on its own.
@@ -160,7 +163,7 @@ CACHES = {
 }
 
 LOGIN_URL = "/accounts/login/"
-LOGIN_REDIRECT_URL = "/api/v1/docs/"  # the portal's home once it exists
+LOGIN_REDIRECT_URL = "/"  # the portal's catalogue
 UPLOAD_MAX_BYTES = env.integer("RECAST_UPLOAD_MAX_BYTES", 50 * 1024 * 1024, minimum=1)
 # Django refuses bodies above this before any view sees them; leave room for
 # the multipart envelope around the largest upload.

@@ -9,7 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.http import FileResponse, HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -25,7 +25,7 @@ from recast.api import serializers as out
 from recast.api.pagination import StrictLimitOffsetPagination
 from recast.archive.exports import analyses_json
 from recast.catalogue.models import Analysis
-from recast.catalogue.selectors import analysis_get, analysis_list
+from recast.catalogue.selectors import analysis_get, analysis_list, analysis_search
 from recast.core.errors import InvalidInput, NotFound
 from recast.reinterpretation import selectors
 from recast.reinterpretation.exports import TARGETS, request_export
@@ -71,29 +71,23 @@ class AnalysisList(generics.ListAPIView[Analysis]):
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self) -> QuerySet[Analysis]:
-        analyses = analysis_list(self.request.user)
         params = self.request.query_params
-        if params.get("search"):
-            words = params["search"]
-            analyses = analyses.filter(
-                Q(title__icontains=words)
-                | Q(abstract__icontains=words)
-                | Q(slug__icontains=words)
-            )
-        if params.get("collaboration"):
-            analyses = analyses.filter(collaboration__iexact=params["collaboration"])
-        if params.get("keyword"):
-            keyword = params["keyword"].lower()
-            analyses = analyses.filter(
-                pk__in=[a.pk for a in analyses if keyword in map(str.lower, a.keywords)]
-            )
-        if "inspire" in params:
-            if not params["inspire"].isdigit() or int(params["inspire"]) < 1:
-                raise InvalidInput("$.inspire: must be an INSPIRE record number")
-            analyses = analyses.filter(references__inspire=int(params["inspire"]))
-        if params.get("hepdata_doi"):
-            analyses = analyses.filter(references__hepdata__doi=params["hepdata_doi"])
-        return analyses
+        if params.get("inspire") == "":
+            # The portal's form sends an empty field for "any"; the API does not.
+            raise InvalidInput("$.inspire: must be an INSPIRE record number")
+        return analysis_search(
+            self.request.user,
+            **{
+                name: params.get(name, "")
+                for name in (
+                    "search",
+                    "collaboration",
+                    "keyword",
+                    "inspire",
+                    "hepdata_doi",
+                )
+            },
+        )
 
 
 class AnalysisDetail(APIView):

@@ -20,6 +20,7 @@ from rocrate.rocrate import ROCrate
 CRATE_FILE = "ro-crate-metadata.json"
 PROV_FILE = "provenance.json"
 SPEC_FILE = "workflow/workflow.json"
+GRAPH_FILE = "graph.svg"  # the steps and their final states, drawn
 WFRUN = "https://w3id.org/ro/wfrun"
 PROFILES = {
     f"{WFRUN}/process/0.5": "Process Run Crate",
@@ -201,8 +202,7 @@ def write_crate(folder: Path, record: dict[str, Any]) -> None:
     )
     inputs = add_files(crate, folder, files_in(folder, "inputs"))
     produced = files_in(folder, "outputs", "logs", "yadage")
-    if (folder / "result.json").exists():
-        produced.append("result.json")
+    produced += [f for f in ("result.json", GRAPH_FILE) if (folder / f).exists()]
     outputs = add_files(crate, folder, produced)
     properties = {
         "name": crate.name,

@@ -6,7 +6,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Q, QuerySet
 
 from recast.catalogue.models import Analysis
-from recast.core.errors import NotFound
+from recast.core.errors import InvalidInput, NotFound
 
 
 def analysis_list(
@@ -32,3 +32,37 @@ def analysis_get(
         raise NotFound(
             f"no analysis '{slug}' in the catalogue (see `recast catalogue ls`)"
         ) from None
+
+
+def analysis_search(
+    user: AbstractBaseUser | AnonymousUser | None,
+    search: str = "",
+    collaboration: str = "",
+    keyword: str = "",
+    inspire: str = "",
+    hepdata_doi: str = "",
+) -> QuerySet[Analysis]:
+    """The analyses ``user`` may see, narrowed by words in the title, abstract
+    or slug, a collaboration, a keyword, an INSPIRE record or a HEPData DOI."""
+    analyses = analysis_list(user)
+    if search:
+        analyses = analyses.filter(
+            Q(title__icontains=search)
+            | Q(abstract__icontains=search)
+            | Q(slug__icontains=search)
+        )
+    if collaboration:
+        analyses = analyses.filter(collaboration__iexact=collaboration)
+    if keyword:
+        wanted = keyword.lower()
+        # Keywords are a JSON list; SQLite cannot look inside it portably.
+        analyses = analyses.filter(
+            pk__in=[a.pk for a in analyses if wanted in map(str.lower, a.keywords)]
+        )
+    if inspire:
+        if not inspire.isdigit() or int(inspire) < 1:
+            raise InvalidInput("$.inspire: must be an INSPIRE record number")
+        analyses = analyses.filter(references__inspire=int(inspire))
+    if hepdata_doi:
+        analyses = analyses.filter(references__hepdata__doi=hepdata_doi)
+    return analyses

@@ -32,7 +32,7 @@ from recast.catalogue.models import Analysis, WorkflowVersion
 from recast.core import jsonschema as schemas
 from recast.core.errors import Conflict, InvalidInput
 from recast.core.results import point_result
-from recast.engine import runner
+from recast.engine import graph, runner
 from recast.engine.backend import Executor
 from recast.engine.cache import StepCache
 from recast.engine.environments import EnvironmentBuildFailed, image_folder
@@ -47,6 +47,7 @@ HEARTBEAT_SECONDS = 5.0
 # The init parameter that lists a public-likelihood execution's signals, for
 # workflow versions loaded before batch declarations existed.
 SIGNALS = "signals"
+GRAPH_FILE = "graph.svg"
 
 
 def executor_for(batch: Batch, rundir: Path) -> Executor:
@@ -302,6 +303,7 @@ def archive_contents(
     if snapshot.exists():
         files["yadage/yadage_snapshot_workflow.json"] = snapshot
     files.update(image_recipes(batch.version))
+    files[GRAPH_FILE] = write_graph(rundir / GRAPH_FILE, batch.version.spec, snapshot)
     return files, documents
 
 
@@ -325,6 +327,18 @@ def write_archive(
         lambda folder: describe(folder, documents["run.json"], spec),
     )
     return str(target), digest
+
+
+def write_graph(target: Path, spec: dict[str, Any], snapshot: Path) -> Path:
+    """The graph of steps with each step's final state, from yadage's snapshot.
+
+    Drawn once per execution: the points of a batch share it, and an archive
+    made earlier may hold a link to the file already."""
+    if not target.exists():
+        states = json.loads(snapshot.read_text()) if snapshot.exists() else None
+        title = "Steps of this run"
+        target.write_text(graph.render(spec, snapshot=states, title=title))
+    return target
 
 
 class Heartbeat:

@@ -261,3 +261,16 @@ def test_a_point_rerun_from_its_archive_alone_gives_the_same_numbers(
         "mu_up_exp": 0.0,
     }
     assert (copy / "images" / "recast-pyhf" / "requirements.txt").exists()
+
+
+def test_the_archive_draws_the_steps_with_their_final_states(
+    example: dict[str, Any],
+) -> None:
+    archive = Path(example["archive"])
+    drawn = (archive / "graph.svg").read_text()
+    crate = ROCrate(archive)
+
+    assert json.loads((archive / "manifest.json").read_text())["files"]["graph.svg"]
+    assert crate.get("graph.svg") is not None
+    for stage in ("patch", "fit", "summarise", "plot"):
+        assert f'class="stage stage-step state-succeeded" data-stage="{stage}"' in drawn
