@@ -22,6 +22,7 @@ The cache assumes steps write only into their own folder, as yadage steps do.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import glob
@@ -386,8 +387,8 @@ def evict(cache: StepCache) -> list[str]:
         try:
             used = (path / ENTRY_FILE).stat().st_mtime
             size = int(json.loads((path / ENTRY_FILE).read_text())["bytes"])
-        except (FileNotFoundError, json.JSONDecodeError, KeyError):
-            continue
+        except (OSError, json.JSONDecodeError, KeyError):
+            continue  # not an entry, or removed meanwhile
         listed.append((used, size, path))
     total = sum(size for _, size, _ in listed)
     evicted = []
@@ -416,8 +417,9 @@ def sweep_tmp(cache: StepCache) -> None:
     tmp = cache.folder / "tmp"
     cutoff = time.time() - STALE_TMP_SECONDS
     for path in tmp.iterdir() if tmp.is_dir() else []:
-        if path.stat().st_mtime < cutoff:
-            shutil.rmtree(path, ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):  # another sweeper was first
+            if path.stat().st_mtime < cutoff:
+                shutil.rmtree(path, ignore_errors=True)
 
 
 def reused_outcome(entry: Entry) -> StepOutcome:

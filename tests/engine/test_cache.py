@@ -301,7 +301,7 @@ def test_a_changed_entry_is_dropped_and_its_step_runs_again(
     )
 
 
-def test_a_half_written_entry_is_never_found(
+def test_a_half_written_entry_is_never_found_and_swept_after_a_day(
     spec: dict[str, Any],
     inputs: dict[str, Any],
     executor: CountingExecutor,
@@ -311,10 +311,17 @@ def test_a_half_written_entry_is_never_found(
     outcome = execute(spec, inputs, tmp_path / "a", executor, cache)
     key = finished(outcome)[0].cache["key"]
     # What a writer that crashed before its rename leaves behind.
-    (tmp_path / "cache" / "tmp" / f"{key}-crashed" / "outputs").mkdir(parents=True)
+    crashed = tmp_path / "cache" / "tmp" / f"{key}-crashed"
+    (crashed / "outputs").mkdir(parents=True)
     step_cache.entry_remove(cache.entries / key)
 
     assert step_cache.entry_find(cache, key) is None
+    step_cache.evict(cache)
+    assert crashed.exists()  # it could still be a writer at work
+    a_day_ago = time.time() - 25 * 3600
+    os.utime(crashed, (a_day_ago, a_day_ago))
+    step_cache.evict(cache)
+    assert not crashed.exists()
 
 
 def test_an_executor_that_cannot_name_its_image_runs_every_step(
