@@ -277,11 +277,19 @@ def entry_restore(entry: Entry, job: StepJob) -> bool:
     workdir = Path(job.workdir)
     for relative in entry.description.get("folders", []):
         (workdir / relative).mkdir(parents=True, exist_ok=True)
-    for relative in files:
-        target = workdir / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.unlink(missing_ok=True)
-        link_or_copy(outputs / relative, target)
+    try:
+        for relative in files:
+            target = workdir / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.unlink(missing_ok=True)
+            link_or_copy(outputs / relative, target)
+    except OSError as exc:
+        # Undo: the step runs instead, and must not write through a link
+        # into the entry (root ignores the entry's read-only mode).
+        for relative in files:
+            (workdir / relative).unlink(missing_ok=True)
+        logger.warning("cache entry %s could not be restored: %s", entry.key, exc)
+        return False
 
     log = Path(job.log_path)
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -404,6 +412,7 @@ def evict(cache: StepCache) -> list[str]:
 
 
 def evict_one(cache: StepCache, path: Path) -> bool:
+    (cache.folder / "locks").mkdir(parents=True, exist_ok=True)
     with open(cache.folder / "locks" / f"{path.name}.lock", "w") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
