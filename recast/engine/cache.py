@@ -275,9 +275,9 @@ def entry_restore(entry: Entry, job: StepJob) -> bool:
             return entry_corrupt(entry, relative)
 
     workdir = Path(job.workdir)
-    for relative in entry.description.get("folders", []):
-        (workdir / relative).mkdir(parents=True, exist_ok=True)
     try:
+        for relative in entry.description.get("folders", []):
+            (workdir / relative).mkdir(parents=True, exist_ok=True)
         for relative in files:
             target = workdir / relative
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -287,7 +287,8 @@ def entry_restore(entry: Entry, job: StepJob) -> bool:
         # Undo: the step runs instead, and must not write through a link
         # into the entry (root ignores the entry's read-only mode).
         for relative in files:
-            (workdir / relative).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                (workdir / relative).unlink(missing_ok=True)
         logger.warning("cache entry %s could not be restored: %s", entry.key, exc)
         return False
 

@@ -341,3 +341,33 @@ def test_an_executor_that_cannot_name_its_image_runs_every_step(
         execute(spec, inputs, tmp_path / folder, executor, cache_in(tmp_path, "A"))
 
     assert executor.ran == ["copy", "double", "count"] * 2
+
+
+def test_a_restore_that_fails_halfway_leaves_nothing_linked(
+    spec: dict[str, Any],
+    inputs: dict[str, Any],
+    executor: CountingExecutor,
+    tmp_path: Path,
+) -> None:
+    cache = cache_in(tmp_path, "A")
+    outcome = execute(spec, inputs, tmp_path / "a", executor, cache)
+    entry = step_cache.entry_find(cache, finished(outcome)[1].cache["key"])
+    assert entry is not None
+    workdir = tmp_path / "b" / "double"
+    workdir.mkdir(parents=True)
+    (workdir / "sub").write_text("a file where the entry has a folder\n")
+    job = StepJob(
+        name="double",
+        command="",
+        image="test/plain",
+        tag="1",
+        workdir=str(workdir),
+        readonly=[],
+        log_path=str(tmp_path / "b" / "double.log"),
+    )
+
+    restored = step_cache.entry_restore(entry, job)
+
+    assert restored is False
+    assert sorted(p.name for p in workdir.iterdir()) == ["sub"]
+    assert step_cache.entry_find(cache, entry.key) is not None
