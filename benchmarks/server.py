@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,9 @@ import requests
 REPO = Path(__file__).resolve().parent.parent
 RECAST = str(Path(sys.executable).with_name("recast"))
 MANAGE = [sys.executable, str(REPO / "manage.py")]
+FINISHED = ("succeeded", "failed", "cancelled")
+# Seldom enough that answering the polls takes nothing from the run's cores.
+POLL_SECONDS = 0.25
 # The platform's own variables that must not leak in from the caller's shell.
 OWN = ("DATABASE_URL", "CELERY_BROKER_URL", "RECAST_URL", "RECAST_TOKEN")
 
@@ -54,6 +58,18 @@ class Server:
         )
         answer.raise_for_status()
         return answer.json()
+
+
+def until_finished(server: Server, request_id: str, started: float) -> Any:
+    """Wait for the request to end; return seconds from ``started`` (a
+    ``time.time()`` taken before the POST) to the end the server recorded,
+    and the request's detail. The server's clock is this machine's."""
+    while True:
+        detail = server.get(f"requests/{request_id}/")
+        if detail["status"] in FINISHED:
+            ended = datetime.fromisoformat(detail["finished_at"]).timestamp()
+            return ended - started, detail
+        time.sleep(POLL_SECONDS)
 
 
 def free_port() -> int:

@@ -22,6 +22,7 @@ The cache assumes steps write only into their own folder, as yadage steps do.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import glob
@@ -274,13 +275,22 @@ def entry_restore(entry: Entry, job: StepJob) -> bool:
             return entry_corrupt(entry, relative)
 
     workdir = Path(job.workdir)
-    for relative in entry.description.get("folders", []):
-        (workdir / relative).mkdir(parents=True, exist_ok=True)
-    for relative in files:
-        target = workdir / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.unlink(missing_ok=True)
-        link_or_copy(outputs / relative, target)
+    try:
+        for relative in entry.description.get("folders", []):
+            (workdir / relative).mkdir(parents=True, exist_ok=True)
+        for relative in files:
+            target = workdir / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.unlink(missing_ok=True)
+            link_or_copy(outputs / relative, target)
+    except OSError as exc:
+        # Undo: the step runs instead, and must not write through a link
+        # into the entry (root ignores the entry's read-only mode).
+        for relative in files:
+            with contextlib.suppress(OSError):
+                (workdir / relative).unlink(missing_ok=True)
+        logger.warning("cache entry %s could not be restored: %s", entry.key, exc)
+        return False
 
     log = Path(job.log_path)
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -386,8 +396,8 @@ def evict(cache: StepCache) -> list[str]:
         try:
             used = (path / ENTRY_FILE).stat().st_mtime
             size = int(json.loads((path / ENTRY_FILE).read_text())["bytes"])
-        except (FileNotFoundError, json.JSONDecodeError, KeyError):
-            continue
+        except (OSError, json.JSONDecodeError, KeyError):
+            continue  # not an entry, or removed meanwhile
         listed.append((used, size, path))
     total = sum(size for _, size, _ in listed)
     evicted = []
@@ -403,6 +413,7 @@ def evict(cache: StepCache) -> list[str]:
 
 
 def evict_one(cache: StepCache, path: Path) -> bool:
+    (cache.folder / "locks").mkdir(parents=True, exist_ok=True)
     with open(cache.folder / "locks" / f"{path.name}.lock", "w") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -416,8 +427,9 @@ def sweep_tmp(cache: StepCache) -> None:
     tmp = cache.folder / "tmp"
     cutoff = time.time() - STALE_TMP_SECONDS
     for path in tmp.iterdir() if tmp.is_dir() else []:
-        if path.stat().st_mtime < cutoff:
-            shutil.rmtree(path, ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):  # another sweeper was first
+            if path.stat().st_mtime < cutoff:
+                shutil.rmtree(path, ignore_errors=True)
 
 
 def reused_outcome(entry: Entry) -> StepOutcome:

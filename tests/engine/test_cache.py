@@ -301,7 +301,7 @@ def test_a_changed_entry_is_dropped_and_its_step_runs_again(
     )
 
 
-def test_a_half_written_entry_is_never_found(
+def test_a_half_written_entry_is_never_found_and_swept_after_a_day(
     spec: dict[str, Any],
     inputs: dict[str, Any],
     executor: CountingExecutor,
@@ -311,10 +311,17 @@ def test_a_half_written_entry_is_never_found(
     outcome = execute(spec, inputs, tmp_path / "a", executor, cache)
     key = finished(outcome)[0].cache["key"]
     # What a writer that crashed before its rename leaves behind.
-    (tmp_path / "cache" / "tmp" / f"{key}-crashed" / "outputs").mkdir(parents=True)
+    crashed = tmp_path / "cache" / "tmp" / f"{key}-crashed"
+    (crashed / "outputs").mkdir(parents=True)
     step_cache.entry_remove(cache.entries / key)
 
     assert step_cache.entry_find(cache, key) is None
+    step_cache.evict(cache)
+    assert crashed.exists()  # it could still be a writer at work
+    a_day_ago = time.time() - 25 * 3600
+    os.utime(crashed, (a_day_ago, a_day_ago))
+    step_cache.evict(cache)
+    assert not crashed.exists()
 
 
 def test_an_executor_that_cannot_name_its_image_runs_every_step(
@@ -334,3 +341,33 @@ def test_an_executor_that_cannot_name_its_image_runs_every_step(
         execute(spec, inputs, tmp_path / folder, executor, cache_in(tmp_path, "A"))
 
     assert executor.ran == ["copy", "double", "count"] * 2
+
+
+def test_a_restore_that_fails_halfway_leaves_nothing_linked(
+    spec: dict[str, Any],
+    inputs: dict[str, Any],
+    executor: CountingExecutor,
+    tmp_path: Path,
+) -> None:
+    cache = cache_in(tmp_path, "A")
+    outcome = execute(spec, inputs, tmp_path / "a", executor, cache)
+    entry = step_cache.entry_find(cache, finished(outcome)[1].cache["key"])
+    assert entry is not None
+    workdir = tmp_path / "b" / "double"
+    workdir.mkdir(parents=True)
+    (workdir / "sub").write_text("a file where the entry has a folder\n")
+    job = StepJob(
+        name="double",
+        command="",
+        image="test/plain",
+        tag="1",
+        workdir=str(workdir),
+        readonly=[],
+        log_path=str(tmp_path / "b" / "double.log"),
+    )
+
+    restored = step_cache.entry_restore(entry, job)
+
+    assert restored is False
+    assert sorted(p.name for p in workdir.iterdir()) == ["sub"]
+    assert step_cache.entry_find(cache, entry.key) is not None
