@@ -133,13 +133,24 @@ class DockerExecutor:
         return self._client
 
     def resolve(self, job: StepJob) -> Image:
+        return self.resolve_image(job.image, job.tag)
+
+    def image_identity(self, image: str, tag: str) -> str | None:
+        """What the step cache keys on: the id (content digest) of the image
+        this executor would run, or None when the engine does not have it."""
+        try:
+            return f"docker:{self.resolve_image(image, tag).id}"
+        except CannotStart:
+            return None
+
+    def resolve_image(self, name: str, tag: str) -> Image:
         """The image to run: the spec's name and tag, checked against the recipe
         the catalogue recorded (its recipe-hash tag is taken if the name's tag
         points elsewhere, e.g. after the recipe was rebuilt)."""
-        wanted = (self.images.get(job.image) or {}).get("recipe_sha256")
-        candidates = [f"{job.image}:{job.tag}"]
+        wanted = (self.images.get(name) or {}).get("recipe_sha256")
+        candidates = [f"{name}:{tag}"]
         if wanted:
-            candidates.append(f"{job.image}:{recipe_tag(wanted)}")
+            candidates.append(f"{name}:{recipe_tag(wanted)}")
         for reference in candidates:
             try:
                 image = self.client.images.get(reference)
@@ -148,7 +159,7 @@ class DockerExecutor:
             if not wanted or image.labels.get(RECIPE_LABEL) == wanted:
                 return image
         raise CannotStart(
-            f"image {job.image}:{job.tag}"
+            f"image {name}:{tag}"
             + (f" built from recipe {wanted[:16]}" if wanted else "")
             + " is not on the Docker engine (run `make images`)"
         )

@@ -144,6 +144,15 @@ def test_the_image_digest_and_recipe_are_recorded(
     assert outcome.environment["recipe_sha256"] == recipe_sha256(RECIPE)
 
 
+def test_the_step_cache_keys_on_the_image_id(
+    executor: DockerExecutor, docker_engine: Any
+) -> None:
+    image = docker_engine.images.get(f"{IMAGE}:{TAG}")
+
+    assert executor.image_identity(IMAGE, TAG) == f"docker:{image.id}"
+    assert executor.image_identity("recast/missing", "1") is None
+
+
 def test_a_failing_step_reports_its_exit_code_and_log(
     executor: DockerExecutor, tmp_path: Path
 ) -> None:
