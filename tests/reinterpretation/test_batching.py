@@ -22,7 +22,7 @@ from recast.catalogue import loader
 from recast.catalogue.models import Analysis
 from recast.catalogue.services import analysis_load
 from recast.reinterpretation import execution, services
-from recast.reinterpretation.inputs import check_point
+from recast.reinterpretation.inputs import PointInputs, check_point, sha256_ref
 from recast.reinterpretation.models import Run, Status, Step
 from recast.reinterpretation.services import request_submit, run_mark_cancelled
 from tests.conftest import DEMO, WORKFLOWS
@@ -239,7 +239,12 @@ def test_a_bad_point_fails_alone_and_the_others_of_its_batch_succeed(
 ) -> None:
     signal = json.loads(EXAMPLE.read_text())
     signal["metadata"]["digests"] = {"sha256": "ab" * 32}
-    bad = check_point(demo, {}, {"signal": json.dumps(signal).encode()}, "elsewhere")
+    # Built past the submit-time checks (which refuse it), as a signal from an
+    # archive made elsewhere would be: the patch step must refuse it alone.
+    content = json.dumps(signal).encode()
+    bad = PointInputs(
+        "elsewhere", {}, {"signal": sha256_ref(content)}, {"signal": content}
+    )
     good = check_point(demo, {"patch": "stop_550_0"})
     request = request_submit(demo, [bad, good], enqueue_runs=False)
 
