@@ -16,21 +16,30 @@ from recast.engine.images import (
 from tests.conftest import REPO, WORKFLOWS
 
 
+def pyhf_recipes(workflows: Path) -> list[Any]:
+    return [r for r in catalogued_recipes(workflows) if r.name == "recast/pyhf"]
+
+
 def test_each_declared_recipe_is_built_once_under_its_spec_tag() -> None:
     recipes = catalogued_recipes(WORKFLOWS)
 
     assert [(r.name, r.tag, r.folder) for r in recipes] == [
-        ("recast/pyhf", "0.7.6-1", WORKFLOWS / "public-likelihood" / "images" / "pyhf")
+        (
+            "recast/dilepton-selection",
+            "1.0.0",
+            WORKFLOWS / "demo-dilepton-events" / "images" / "selection",
+        ),
+        ("recast/pyhf", "0.7.6-1", WORKFLOWS / "public-likelihood" / "images" / "pyhf"),
     ]
 
 
 def test_a_changed_requirements_file_is_a_new_recipe_tag(workflows_copy: Path) -> None:
-    [before] = catalogued_recipes(workflows_copy)
+    [before] = pyhf_recipes(workflows_copy)
     requirements = workflows_copy / "public-likelihood" / "images" / "pyhf"
     with (requirements / "requirements.txt").open("a") as pins:
         pins.write("iminuit==2.31.1\n")
 
-    [after] = catalogued_recipes(workflows_copy)
+    [after] = pyhf_recipes(workflows_copy)
 
     assert after.recipe_tag != before.recipe_tag
     assert after.recipe_tag == f"recipe-{after.sha256[:16]}"
@@ -51,7 +60,7 @@ def test_a_second_run_builds_nothing(docker_engine: Any) -> None:
     )
 
     assert built == 0
-    image = docker_engine.images.get("recast/pyhf:0.7.6-1")
-    [recipe] = catalogued_recipes(WORKFLOWS)
-    assert image.labels[RECIPE_LABEL] == recipe.sha256
+    for recipe in catalogued_recipes(WORKFLOWS):
+        image = docker_engine.images.get(f"{recipe.name}:{recipe.tag}")
+        assert image.labels[RECIPE_LABEL] == recipe.sha256
     assert docker_engine.images.get(BASE_IMAGE).id
