@@ -240,7 +240,7 @@ def request_detail(request: HttpRequest, request_id: str) -> HttpResponse:
         "steps": steps_of(followed) if followed else [],
         "contour": contour_reason(found, runs),
         "brazil": single_brazil(found, runs),
-        "labels": list(dict.fromkeys(k for run in runs for k in run.model_parameters)),
+        "labels": selectors.parameter_names(runs),
     }
     return render(request, "portal/request.html", context)
 

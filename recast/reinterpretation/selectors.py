@@ -10,7 +10,9 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ValidationError
 from django.db.models import Count, QuerySet
 
+from recast.catalogue.models import Analysis
 from recast.core.errors import NotFound
+from recast.reinterpretation.inputs import patchset
 from recast.reinterpretation.models import Request, Run, Status
 
 
@@ -25,6 +27,29 @@ def request_runs(request: Request) -> list[Run]:
     return list(request.runs.order_by("point"))
 
 
+def parameter_order(analysis: Analysis) -> list[str]:
+    """The model parameters' names as the analysis' patchset lists them (its
+    ``labels``); PostgreSQL's jsonb keeps an object's keys in an order of its
+    own, so the order a person expects comes from here."""
+    if not analysis.patchset_sha256:
+        return []
+    labels = patchset(analysis.patchset_sha256).get("metadata", {}).get("labels")
+    return [str(label) for label in labels or []]
+
+
+def ordered_parameters(run: Run) -> dict[str, Any]:
+    """The run's model parameters in the analysis' order, any others after."""
+    order = parameter_order(run.request.analysis)
+    given = run.model_parameters or {}
+    names = [n for n in order if n in given] + sorted(set(given) - set(order))
+    return {name: given[name] for name in names}
+
+
+def parameter_names(runs: list[Run]) -> list[str]:
+    """Every model parameter of ``runs``, in the analysis' order."""
+    return list(dict.fromkeys(n for run in runs for n in ordered_parameters(run)))
+
+
 def run_summary(run: Run) -> dict[str, Any]:
     """The numbers of one run, flat, as the CLI and exports show them."""
     result = run.result or {}
@@ -33,7 +58,7 @@ def run_summary(run: Run) -> dict[str, Any]:
         "run": str(run.id),
         "point": run.point,
         "status": run.status,
-        "model_parameters": run.model_parameters,
+        "model_parameters": ordered_parameters(run),
         "cls_obs": result.get("cls_obs"),
         "cls_exp": result.get("cls_exp"),
         "mu_up_obs": result.get("mu_up_obs"),
@@ -90,7 +115,7 @@ SIGMA_NAMES = ["m2", "m1", "0", "p1", "p2"]
 
 def results_csv_rows(runs: list[Run]) -> tuple[list[str], list[list[Any]]]:
     """A header and one row per run: model parameters, then the numbers flat."""
-    labels = sorted({label for run in runs for label in run.model_parameters})
+    labels = parameter_names(runs)
     header = ["point", "status", *labels, "cls_obs"]
     header += [f"cls_exp_{s}" for s in SIGMA_NAMES] + ["mu_up_obs"]
     header += [f"mu_up_exp_{s}" for s in SIGMA_NAMES] + ["fit_status", "error"]

@@ -313,4 +313,4 @@ def test_one_point_reads_as_json_and_csv(
         "queued",
         None,
     )
-    assert as_csv.splitlines()[1].startswith("stop_450_0,queued,0,450,")
+    assert as_csv.splitlines()[1].startswith("stop_450_0,queued,450,0,")

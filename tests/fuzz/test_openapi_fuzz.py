@@ -6,11 +6,14 @@ examples per operation so that it fits in CI."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import schemathesis
 from django.contrib.auth.models import User
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import positive_data_acceptance
 
@@ -37,6 +40,18 @@ def no_throttling(settings: Any) -> None:
     rest = dict(settings.REST_FRAMEWORK)
     rest["DEFAULT_THROTTLE_CLASSES"] = []
     settings.REST_FRAMEWORK = rest
+
+
+@pytest.fixture(autouse=True)
+def connections_kept_open() -> Iterator[None]:
+    """The application is called directly, not through Django's test client, so
+    its end-of-request signal would close the test's database connection (and
+    with it the test's transaction); keep it open, as the test client does."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
 
 
 @schema.parametrize()
