@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError, connection
 from django.utils import timezone
 
 import recast
@@ -430,6 +431,13 @@ def batch_execute(batch: Batch) -> dict[str, str]:
         )
     except EnvironmentBuildFailed as exc:
         return fail_all(batch, f"the step environment could not be built: {exc}")
+    except (OperationalError, InterfaceError):
+        # The database went away (a restart, a failover): not the points'
+        # fault. They stay running until their leases lapse; the sweeper then
+        # hands them to the workers again.
+        logger.exception("batch %s: lost the database; left to the sweeper", batch.id)
+        connection.close_if_unusable_or_obsolete()
+        return {c.run_id: Status.RUNNING for c in batch.claims}
     except Exception as exc:
         if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
             where = settings.RECAST_WORK_DIR
