@@ -265,11 +265,12 @@ RECAST_CACHE_MAX_BYTES = env.integer(
     "RECAST_CACHE_MAX_BYTES", 10 * 1024**3, minimum=1024 * 1024
 )
 # A running run whose worker has not renewed its lease for this long is taken
-# over by the next worker that receives its task (the first one died).
-RECAST_RUN_LEASE = env.integer("RECAST_RUN_LEASE", 300, minimum=30)
+# over by the next worker that receives its task (the first one died). Twice
+# the heartbeat (5 s) at least, or a live worker would lose its runs.
+RECAST_RUN_LEASE = env.integer("RECAST_RUN_LEASE", 300, minimum=10)
 # A queued run still waiting after this long is handed to the workers again, in
 # case the broker lost its message (duplicates are harmless: starts are conditional).
-RECAST_REQUEUE_AFTER = env.integer("RECAST_REQUEUE_AFTER", 1800, minimum=60)
+RECAST_REQUEUE_AFTER = env.integer("RECAST_REQUEUE_AFTER", 1800, minimum=10)
 
 # Notifications. E-mail goes through SMTP when a host is given; otherwise to
 # the console (the embedded default), so nothing leaves the machine.

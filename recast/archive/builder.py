@@ -8,6 +8,7 @@ worker) never leaves a half-written archive, and its files are made read-only.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -23,6 +24,10 @@ FORMAT = "recast-archive/v1"
 
 class ArchiveError(Exception):
     pass
+
+
+class DiskFull(ArchiveError):
+    """The device that holds the archive filled up while it was written."""
 
 
 def sha256_file(path: Path) -> str:
@@ -118,7 +123,13 @@ def link_or_copy(source: str, target: str) -> None:
             return
         except OSError:
             pass
-    shutil.copy2(source, target)
+    try:
+        shutil.copy2(source, target)
+    except OSError as exc:
+        # Not an OSError: shutil.copytree would note it and copy on regardless.
+        if exc.errno == errno.ENOSPC:
+            raise DiskFull(target) from exc
+        raise
 
 
 def copy_into(
@@ -179,8 +190,14 @@ def archive_write(
         )
         freeze(staging)
         os.rename(staging, target)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True, onerror=_force_remove)
+        if isinstance(exc, DiskFull) or (
+            isinstance(exc, OSError) and exc.errno == errno.ENOSPC
+        ):
+            raise DiskFull(
+                f"no space left on the device holding {target.parent}"
+            ) from exc
         raise
     return sha256_file(target / MANIFEST)
 

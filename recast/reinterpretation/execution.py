@@ -12,6 +12,7 @@ batch's logs), with the batch and its other points named in the provenance.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import shutil
@@ -22,10 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError, connection
 from django.utils import timezone
 
 import recast
-from recast.archive.builder import archive_write, point_outputs
+from recast.archive.builder import DiskFull, archive_write, point_outputs
 from recast.archive.crate import describe
 from recast.catalogue.loader import recipe_sha256
 from recast.catalogue.models import Analysis, WorkflowVersion
@@ -443,7 +445,17 @@ def batch_execute(batch: Batch) -> dict[str, str]:
         )
     except EnvironmentBuildFailed as exc:
         return fail_all(batch, f"the step environment could not be built: {exc}")
-    except Exception:
+    except (OperationalError, InterfaceError):
+        # The database went away (a restart, a failover): not the points'
+        # fault. They stay running until their leases lapse; the sweeper then
+        # hands them to the workers again.
+        logger.exception("batch %s: lost the database; left to the sweeper", batch.id)
+        connection.close_if_unusable_or_obsolete()
+        return {c.run_id: Status.RUNNING for c in batch.claims}
+    except Exception as exc:
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            where = settings.RECAST_WORK_DIR
+            return fail_all(batch, f"no space left on the device holding {where}")
         # The requester gets a plain message; the operator gets the traceback.
         logger.exception("batch %s: internal error", batch.id)
         return fail_all(
@@ -556,7 +568,14 @@ def conclude(
     documents["run.json"]["init"] = relative_init(claim.init, rundir)
     if result is not None:
         documents["result.json"] = result
-    path, digest = write_archive(claim, batch, rundir, documents)
+    try:
+        path, digest = write_archive(claim, batch, rundir, documents)
+    except DiskFull as exc:
+        # Nothing of the archive remains; the workspace is kept for the operators.
+        services.run_fail(
+            run_id, claim.attempt, f"the archive could not be written: {exc}"
+        )
+        return Status.FAILED
     if mine.status != "succeeded":
         services.run_fail(
             run_id, claim.attempt, mine.reason, mine.failed_step, path, result
