@@ -91,10 +91,11 @@ def test_the_example_equals_a_direct_pyhf_computation(
 
     assert summary["status"] == "succeeded", summary["error"]
     assert summary["fit_status"] == "ok"
-    for key in ("cls_obs", "mu_up_obs"):
+    for key in ("cls_obs", "cls_exp"):
         assert summary[key] == pytest.approx(expected[key], rel=1e-6), key
-    for key in ("cls_exp", "mu_up_exp"):
-        assert summary[key] == pytest.approx(expected[key], rel=1e-6), key
+    # The fit step locates each limit to relative 1e-4 (toms748 rtol).
+    for key in ("mu_up_obs", "mu_up_exp"):
+        assert summary[key] == pytest.approx(expected[key], rel=2e-4), key
 
 
 @pytest.mark.django_db
