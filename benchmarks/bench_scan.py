@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parent.parent
 LBB = REPO.parent / "shared" / "data" / "atlas-1lbb"
 RECIPE = REPO / "workflows" / "public-likelihood" / "images" / "pyhf"
 BASELINE = Path(__file__).with_name("pyhf_baseline.py")
-STEP_ENV = {"PATH": "/usr/bin:/bin", "MPLCONFIGDIR": "/tmp"}
+STEP_ENV = {"PATH": "/usr/bin:/bin", "MPLCONFIGDIR": tempfile.gettempdir()}
 
 
 def step_python() -> Path:
@@ -86,6 +86,11 @@ def in_parallel(commands: list[list[str]]) -> float:
     return time.monotonic() - started
 
 
+def fit_command(step: Path, batch: Path) -> list[str]:
+    manifest = str(batch / "patched.json")
+    return [str(step), "fit", "--patched", manifest, "--output-dir", str(batch / "fit")]
+
+
 def patch_and_fit(
     step: Path, signals: list[Path], work: Path, cores: int
 ) -> tuple[float, float, list[dict[str, Any]]]:
@@ -93,16 +98,13 @@ def patch_and_fit(
     groups = shares(signals, cores)
     patch = [
         [str(step), "patch", "--bkgonly", bkgonly, "--output-dir", str(work / f"b{i}")]
-        + ["--signals", *map(str, group)]
-        for i, group in enumerate(groups)
-    ]
-    patch_seconds = in_parallel(patch)
-
-    fit = [
-        [str(step), "fit", "--patched", str(work / f"b{i}" / "patched.json")]
-        + ["--output-dir", str(work / f"b{i}" / "fit")]
         for i in range(len(groups))
     ]
+    for command, group in zip(patch, groups, strict=True):
+        command += ["--signals", *map(str, group)]
+    patch_seconds = in_parallel(patch)
+
+    fit = [fit_command(step, work / f"b{i}") for i in range(len(groups))]
     fit_seconds = in_parallel(fit)
     fits = []
     for i in range(len(groups)):
@@ -115,9 +117,9 @@ def baseline(
     python: Path, signals: list[Path], work: Path, cores: int
 ) -> dict[str, Any]:
     outputs = [work / f"baseline{i}.json" for i in range(cores)]
+    bkgonly = str(LBB / "BkgOnly.json")
     commands = [
-        [str(python), str(BASELINE), str(LBB / "BkgOnly.json"), str(out)]
-        + list(map(str, group))
+        [str(python), str(BASELINE), bkgonly, str(out), *map(str, group)]
         for out, group in zip(outputs, shares(signals, cores), strict=True)
         if group
     ]
@@ -134,9 +136,8 @@ def deviation(fits: list[dict[str, Any]], reference: dict[str, Any]) -> float:
         plain = reference.get(fit["point"])
         if plain is None or fit["cls_obs"] is None:
             continue
-        pairs = zip(
-            [fit["cls_obs"], *fit["cls_exp"]], [plain["cls_obs"], *plain["cls_exp"]]
-        )
+        fast = [fit["cls_obs"], *fit["cls_exp"]]
+        pairs = zip(fast, [plain["cls_obs"], *plain["cls_exp"]], strict=True)
         worst = max(worst, *(abs(a - b) for a, b in pairs))
     return worst
 

@@ -29,7 +29,7 @@ def reference(spec, backend, limits):
     numbers = {"cls_obs": float(observed), "cls_exp": [float(v) for v in expected]}
     if limits:
         limit_obs, limit_exp = pyhf.infer.intervals.upper_limits.toms748_scan(
-            data, model, 0.05, 10.0, level=0.05, rtol=1e-8, test_stat="qtilde"
+            data, model, 0.05, 10.0, level=0.05, rtol=1e-6, test_stat="qtilde"
         )
         numbers["mu_up_obs"] = float(limit_obs)
         numbers["mu_up_exp"] = [float(v) for v in limit_exp]
@@ -63,8 +63,15 @@ def main():
         "compiles": structures.compiles,
         "fits": [s.compiles for s in structures.known],
     }
+    # pyhf's toms748_scan fails on the JAX backend (it keys a cache by array):
+    # limits come from numpy only, for the first point (they are slow).
     for backend in backends.split(","):
-        document[backend] = [reference(s, backend, limits == "limits") for s in specs]
+        document[backend] = [
+            reference(
+                spec, backend, limits == "limits" and backend == "numpy" and i == 0
+            )
+            for i, spec in enumerate(specs)
+        ]
     json.dump(document, sys.stdout)
 
 
