@@ -23,8 +23,9 @@ RECIPE = WORKFLOWS / "public-likelihood" / "images" / "pyhf"
 PROBE = Path(__file__).with_name("fastfit_probe.py")
 DEMO_DATA = WORKFLOWS / DEMO / "data"
 LBB = REPO.parent / "shared" / "data" / "atlas-1lbb"
-# pyhf's numpy backend fits without gradients, JAX with them: the two agree to
-# about 1e-6 on the demo, and CLs near 1e-9 differ by up to 1e-4 of their value.
+# pyhf's numpy backend fits without gradients, JAX with them: their CLs agree to
+# a few 1e-6 of their value on the demo (the issue measured 4e-6 on 1Lbb), so
+# the fast path is held to pyhf's JAX numbers to 1e-9 and to numpy's to 1e-5.
 LIMIT_REL = 2e-4
 STEP_ENV = {"PATH": "/usr/bin:/bin", "MPLCONFIGDIR": "/tmp"}
 
@@ -82,7 +83,7 @@ def test_the_fast_path_gives_pyhf_numpy_cls_and_limits_on_the_demo(
         assert fast["fit_path"] == "fast"
         assert fast["fit_status"] == "ok"
         # Expected CLs of 1e-6 differ by 2e-5 of their value between backends.
-        assert_same_cls(fast, plain, rel=1e-6, abs=1e-8)
+        assert_same_cls(fast, plain, rel=1e-5, abs=1e-8)
     fast, plain = demo_probe["fast"][0], demo_probe["numpy"][0]
     assert fast["mu_up_obs"] == pytest.approx(plain["mu_up_obs"], rel=LIMIT_REL)
     assert fast["mu_up_exp"] == pytest.approx(plain["mu_up_exp"], rel=LIMIT_REL)
@@ -220,15 +221,18 @@ def test_every_modifier_type_takes_the_fast_path_with_pyhf_numbers(
 
 @pytest.mark.slow
 @pytest.mark.skipif(not LBB.exists(), reason="../shared/data/atlas-1lbb is absent")
-def test_real_1lbb_patches_of_both_structures_give_pyhf_numpy_cls(
+def test_real_1lbb_patches_of_both_layouts_share_a_compile_and_give_numpy_cls(
     step_python: Path,
 ) -> None:
+    # The signal samples of these patches carry different modifiers in different
+    # bins (two layouts of the workspace); the masks saying so are inputs, so one
+    # compiled function serves both.
     names = ["C1N2_Wh_hbb_1000_0", "C1N2_Wh_hbb_1000_100", "C1N2_Wh_hbb_1000_150"]
 
     found = probe(step_python, LBB, False, "numpy", *names)
 
-    assert found["structures"] == 2
-    assert found["compiles"] == 4
+    assert found["structures"] == 1
+    assert found["compiles"] == 2
     for fast, plain in zip(found["fast"], found["numpy"], strict=True):
         assert fast["fit_path"] == "fast"
         # The issue's own measurement: JAX against numpy, 4e-6 observed and 1e-4
