@@ -95,10 +95,14 @@ def test_the_example_equals_a_direct_pyhf_computation(
 
     assert summary["status"] == "succeeded", summary["error"]
     assert summary["fit_status"] == "ok"
-    for key in ("cls_obs", "mu_up_obs"):
-        assert summary[key] == pytest.approx(expected[key], rel=1e-6), key
-    for key in ("cls_exp", "mu_up_exp"):
-        assert summary[key] == pytest.approx(expected[key], rel=1e-6), key
+    # pyhf's fits stop at SLSQP's tolerance, and its JAX and numpy backends (with
+    # and without gradients) agree to a few 1e-6 of the CLs; the fit step equals
+    # pyhf's JAX backend to 1e-12 (tests/workflows/test_pyhf_fitting.py).
+    for key in ("cls_obs", "cls_exp"):
+        assert summary[key] == pytest.approx(expected[key], rel=1e-5), key
+    # The fit step locates each limit to relative 1e-4 (toms748 rtol).
+    for key in ("mu_up_obs", "mu_up_exp"):
+        assert summary[key] == pytest.approx(expected[key], rel=2e-4), key
 
 
 @pytest.mark.django_db

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -54,7 +55,27 @@ def dispatch(args: argparse.Namespace) -> None:
         plotting.run(args.fits, args.output_dir)
 
 
+# One thread each for BLAS and XLA: a fit is hundreds of small calls, and with
+# several cores busy, pools of spinning threads made each call ten times slower.
+# A batch uses more cores by running more step processes, not more threads.
+SINGLE_THREADED = {
+    "OPENBLAS_NUM_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+    # Run each small computation on the calling thread instead of handing it to
+    # another and waiting: on busy cores the hand-off cost more than the work.
+    "JAX_CPU_ENABLE_ASYNC_DISPATCH": "false",
+}
+
+
+def single_threaded() -> None:
+    for name, value in SINGLE_THREADED.items():
+        os.environ.setdefault(name, value)
+
+
 def main(argv: list[str] | None = None) -> int:
+    single_threaded()
     args = parser().parse_args(argv)
     try:
         dispatch(args)

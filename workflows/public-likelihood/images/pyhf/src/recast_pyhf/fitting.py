@@ -1,21 +1,32 @@
-"""CLs at mu = 1 and 95 % CL upper limits on mu, with the fit's own health check.
+"""CLs at mu = 1 and 95 % CL upper limits on mu for every point of a batch.
 
 All numbers use pyhf's asymptotic calculator with the qtilde test statistic.
+The fast path (``compiled`` and ``asymptotics``) serves every point whose model
+structure it has compiled, in this one process; a structure it cannot serve
+goes through plain pyhf, and each point records which path it took. A point
+that cannot be fitted becomes a point with ``fit_status: failed`` and the
+reason; the others carry on.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
+import time
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyhf
-import scipy.optimize
 
 from . import StepError
+from .asymptotics import Calculator, FastCalculator, PyhfCalculator
+from .compiled import FitFailed, Fitter, Structures, Unsupported, build
+from .limits import LIMIT_RTOL, Curves, finite
+
+logger = logging.getLogger(__name__)
 
 # Problems of the workspace itself, which the requester can see and fix.
 PYHF_INPUT_ERRORS = (
@@ -25,187 +36,204 @@ PYHF_INPUT_ERRORS = (
     pyhf.exceptions.InvalidPdfData,
     pyhf.exceptions.UnspecifiedPOI,
 )
-LEVEL = 0.05
-MAX_HALVINGS = 20
-PLOT_POINTS = 12
-# Tight enough that two computations of the same limit agree to about 1e-6.
-LIMIT_RTOL = 1e-7
-LIMIT_ATOL = 1e-10
 
 
-def build(spec: dict[str, Any]) -> tuple[pyhf.pdf.Model, Any]:
-    workspace = pyhf.Workspace(spec)
-    model = workspace.model(
-        modifier_settings={
-            "normsys": {"interpcode": "code4"},
-            "histosys": {"interpcode": "code4p"},
-        }
-    )
-    return model, workspace.data(model)
+class BadPoint(Exception):
+    """This point cannot be fitted; the message says why."""
 
 
-def finite(values: list[float]) -> bool:
-    return all(math.isfinite(v) for v in values)
+def non_finite(spec: dict[str, Any]) -> str | None:
+    """Name the first sample or modifier whose numbers contain NaN or infinity."""
+    for channel in spec.get("channels", []):
+        for sample in channel.get("samples", []):
+            where = f"sample '{sample.get('name')}' of channel '{channel.get('name')}'"
+            if not all_finite(sample.get("data")):
+                return f"the bin contents of {where} contain NaN or infinity"
+            for modifier in sample.get("modifiers", []):
+                if not all_finite(modifier.get("data")):
+                    return (
+                        f"the data of modifier '{modifier.get('name')}' "
+                        f"({modifier.get('type')}) of {where} contain NaN or infinity"
+                    )
+    return None
 
 
-def fit_health(model: pyhf.pdf.Model, data: Any) -> tuple[str, str]:
-    """Return (status, message) of the unconditional maximum-likelihood fit.
+def all_finite(value: Any) -> bool:
+    if isinstance(value, dict):
+        return all(all_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return all(all_finite(v) for v in value)
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return True
 
-    A fit that fails, returns a non-finite value or leaves every parameter at
-    its starting point is not trusted, and the result says so.
-    """
-    init = np.asarray(model.config.suggested_init(), dtype=float)
+
+def health(bestfit: np.ndarray, twice_nll: float, init: list[float]) -> None:
+    """Refuse a maximum-likelihood fit that is not finite or never moved."""
+    if not np.all(np.isfinite(bestfit)) or not math.isfinite(twice_nll):
+        raise BadPoint("the maximum-likelihood fit returned NaN or infinity")
+    if np.allclose(bestfit, np.asarray(init, dtype=float), rtol=0.0, atol=1e-12):
+        raise BadPoint("the maximum-likelihood fit ended where it started")
+
+
+def fast_calculator(fitter: Fitter, data: Any) -> FastCalculator:
+    calculator = FastCalculator(fitter, data)
+    bestfit, twice_nll = calculator.free_fit
+    health(bestfit, twice_nll, fitter.init)
+    return calculator
+
+
+def pyhf_calculator(model: pyhf.pdf.Model, data: Any) -> PyhfCalculator:
     try:
-        bestfit, result = pyhf.infer.mle.fit(data, model, return_result_obj=True)
+        bestfit, twice_nll = pyhf.infer.mle.fit(data, model, return_fitted_val=True)
     except pyhf.exceptions.FailedMinimization as exc:
-        return "failed", f"the maximum-likelihood fit did not converge: {exc}"
-
-    bestfit = np.asarray(bestfit, dtype=float)
-    if not np.all(np.isfinite(bestfit)) or not math.isfinite(float(result.fun)):
-        return "failed", "the maximum-likelihood fit returned NaN or infinity"
-    if np.allclose(bestfit, init, rtol=0.0, atol=1e-12):
-        return "failed", "the maximum-likelihood fit ended where it started"
-    return "ok", "fit converged"
+        raise BadPoint(f"the maximum-likelihood fit did not converge: {exc}") from None
+    health(np.asarray(bestfit), float(twice_nll), model.config.suggested_init())
+    return PyhfCalculator(model, data)
 
 
-def cls_at(mu: float, model: pyhf.pdf.Model, data: Any) -> tuple[float, list[float]]:
-    observed, expected = pyhf.infer.hypotest(
-        mu, data, model, test_stat="qtilde", return_expected_set=True
-    )
-    return float(observed), [float(v) for v in expected]
-
-
-class CLsCurve:
-    """CLs (observed, then the five expected values) as a function of mu, cached."""
-
-    def __init__(self, model: pyhf.pdf.Model, data: Any) -> None:
-        self.model, self.data = model, data
-        self.values: dict[float, tuple[float, list[float]]] = {}
-
-    def __call__(self, mu: float) -> list[float]:
-        mu = float(mu)
-        if mu not in self.values:
-            self.values[mu] = cls_at(mu, self.model, self.data)
-        observed, expected = self.values[mu]
-        return [observed, *expected]
-
-    def bracket(self, index: int) -> tuple[float, float]:
-        """The closest evaluated mu on each side of the crossing of curve ``index``."""
-        above = [mu for mu in self.values if self(mu)[index] >= LEVEL]
-        below = [mu for mu in self.values if self(mu)[index] < LEVEL]
-        return max(above), min(below)
-
-    def crossing(self, index: int) -> float:
-        low, high = self.bracket(index)
-        return float(
-            scipy.optimize.toms748(
-                lambda mu: self(mu)[index] - LEVEL,
-                low,
-                high,
-                k=2,
-                xtol=LIMIT_ATOL,
-                rtol=LIMIT_RTOL,
-            )
-        )
-
-
-def limits(curve: CLsCurve) -> tuple[float | None, list[float | None], str]:
-    """Return the observed and expected upper limits, and a message if none was found.
-
-    pyhf cannot test a mu outside the POI's bounds, so a limit beyond the upper
-    bound is reported as missing, with the reason, rather than searched for.
-    """
-    config = curve.model.config
-    low, high = (float(b) for b in config.suggested_bounds()[config.poi_index])
-    if max(curve(high)) >= LEVEL:
-        return (
-            None,
-            [None] * 5,
-            f"CLs is still above {LEVEL} at the upper bound of the POI, mu = {high:g}",
-        )
-
-    # CLs is undefined at mu = 0: start just above the lower bound, and go lower
-    # only while some curve is already below the level there.
-    bottom = max(low, 0.0) + 1e-3 * (high - max(low, 0.0))
-    for _ in range(MAX_HALVINGS):
-        if min(curve(bottom)) >= LEVEL:
-            break
-        bottom /= 2
-    else:
-        return None, [None] * 5, f"CLs is already below {LEVEL} at mu = {bottom:g}"
-
-    observed, *expected = (curve.crossing(index) for index in range(6))
-    return observed, list(expected), ""
-
-
-def plot_grid(curve: CLsCurve, limits_found: list[float]) -> None:
-    """Evenly spaced points for the CLs-against-mu picture, up to past the limits."""
-    config = curve.model.config
-    high = float(config.suggested_bounds()[config.poi_index][1])
-    top = min(high, 1.25 * max(limits_found, default=high))
-    for mu in np.linspace(top / PLOT_POINTS, top, PLOT_POINTS):
-        curve(float(mu))
-
-
-def scan_document(
-    evaluations: dict[float, tuple[float, list[float]]],
-) -> dict[str, Any]:
-    mus = sorted(evaluations)
-    return {
-        "mu": mus,
-        "cls_obs": [evaluations[mu][0] for mu in mus],
-        "cls_exp": [evaluations[mu][1] for mu in mus],
-    }
-
-
-def fit_point(spec: dict[str, Any]) -> dict[str, Any]:
+def calculator_for(
+    spec: dict[str, Any], structures: Structures
+) -> tuple[pyhf.pdf.Model, Calculator, str, str]:
+    """The model, its calculator, the path taken and why (for plain pyhf)."""
     model, data = build(spec)
-    status, message = fit_health(model, data)
-    curve = CLsCurve(model, data)
-    cls_obs, *cls_exp = curve(1.0)
-    mu_up_obs, mu_up_exp, limit_message = limits(curve)
-    plot_grid(curve, [v for v in [mu_up_obs, *mu_up_exp] if v is not None])
+    try:
+        structure = structures.lookup(model, spec)
+    except Unsupported as exc:
+        return model, pyhf_calculator(model, data), "pyhf", str(exc)
+    return model, fast_calculator(Fitter(structure, model), data), "fast", ""
 
-    if status == "ok" and not finite([cls_obs, *cls_exp]):
+
+def fit_point(spec: dict[str, Any], structures: Structures) -> dict[str, Any]:
+    problem = non_finite(spec)
+    if problem:
+        raise BadPoint(problem)
+    model, calculator, path, reason = calculator_for(spec, structures)
+    config = model.config
+    low, high = (float(b) for b in config.suggested_bounds()[config.poi_index])
+
+    curves = Curves(calculator, low, high)
+    cls_obs, cls_exp = curves.observed(1.0), curves.expected(1.0)
+    mu_up_obs, mu_up_exp, limit_message = curves.limits()
+    curves.plot_grid([v for v in [mu_up_obs, *mu_up_exp] if v is not None])
+
+    status, message = "ok", "fit converged"
+    if not finite([cls_obs, *cls_exp]):
         status, message = "failed", "CLs is NaN or infinite"
-    if status == "ok" and limit_message:
+    elif limit_message:
         status, message = "no_limit", limit_message
-
     return {
-        "poi": model.config.poi_name,
+        "poi": config.poi_name,
         "fit_status": status,
         "fit_message": message,
+        "fit_path": path,
+        "fit_path_reason": reason,
+        "n_fits": calculator.fits,
         "cls_obs": cls_obs,
         "cls_exp": list(cls_exp),
         "mu_up_obs": mu_up_obs,
         "mu_up_exp": mu_up_exp,
-        "scan": scan_document(curve.values),
-        "n_parameters": len(model.config.suggested_init()),
-        "n_bins": int(sum(model.config.channel_nbins.values())),
+        "scan": curves.scan(),
+        "n_parameters": len(config.suggested_init()),
+        "n_bins": int(sum(config.channel_nbins.values())),
     }
 
 
-def run(manifest_path: Path, outdir: Path, backend: str = "jax") -> Path:
-    pyhf.set_backend(backend, "scipy")
-    manifest = json.loads(manifest_path.read_text())
-    fits = []
-    for point in manifest["points"]:
+def failed_point(message: str) -> dict[str, Any]:
+    return {
+        "poi": None,
+        "fit_status": "failed",
+        "fit_message": message,
+        "fit_path": None,
+        "fit_path_reason": "",
+        "n_fits": 0,
+        "cls_obs": None,
+        "cls_exp": [None] * 5,
+        "mu_up_obs": None,
+        "mu_up_exp": [None] * 5,
+        "scan": {"mu": [], "cls_obs": [], "cls_exp": []},
+        "n_parameters": None,
+        "n_bins": None,
+    }
+
+
+def fit_or_fail(point: dict[str, Any], structures: Structures) -> dict[str, Any]:
+    """One point's fit, or a failed point saying why: never an exception."""
+    try:
         spec = json.loads(Path(point["workspace"]).read_text())
         with warnings.catch_warnings():
             # A fit near a bound warns on every iteration; the health check reports it.
             warnings.simplefilter("ignore", RuntimeWarning)
-            try:
-                fit = fit_point(spec)
-            except PYHF_INPUT_ERRORS as exc:
-                raise StepError(f"{point['point']}: {exc}") from None
-        fits.append({"point": point["point"], "metadata": point["metadata"], **fit})
+            return fit_point(spec, structures)
+    except (BadPoint, FitFailed) as exc:
+        return failed_point(str(exc))
+    except PYHF_INPUT_ERRORS as exc:
+        return failed_point(f"the workspace is not a valid model: {exc}")
+    except pyhf.exceptions.FailedMinimization as exc:
+        return failed_point(f"a fit did not converge: {exc}")
+    except Exception as exc:
+        # Whatever else one point provokes stays with that point: a batch carries on.
+        logger.exception("point %s failed", point.get("point"))
+        return failed_point(f"{type(exc).__name__}: {exc}")
 
-    target = outdir / "fits.json"
-    outdir.mkdir(parents=True, exist_ok=True)
-    target.write_text(
-        json.dumps(
-            {"pyhf_version": pyhf.__version__, "backend": backend, "fits": fits},
-            indent=1,
+
+def read_manifest(manifest_path: Path) -> list[dict[str, Any]]:
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except FileNotFoundError:
+        raise StepError(f"{manifest_path.name}: file not found") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise StepError(f"{manifest_path.name}: not valid JSON ({exc})") from None
+    points = manifest.get("points") if isinstance(manifest, dict) else None
+    if not isinstance(points, list) or not points:
+        raise StepError(f"{manifest_path.name}: no 'points' to fit")
+    for index, point in enumerate(points):
+        if not isinstance(point, dict) or not {"point", "workspace"} <= point.keys():
+            raise StepError(
+                f"{manifest_path.name}: point {index} needs 'point' and 'workspace'"
+            )
+    return points
+
+
+def run(manifest_path: Path, outdir: Path, backend: str = "jax") -> Path:
+    """Fit every point; write ``fits.json`` and ``points/<point>.json`` for each.
+
+    The fast path needs JAX: with ``backend="numpy"`` every point goes through
+    plain pyhf, as the reference the fast path is checked against.
+    """
+    points = read_manifest(manifest_path)
+    pyhf.set_backend(backend, "scipy")
+    structures = Structures()
+    if backend != "jax":
+        structures.refuse_all(f"the {backend} backend has no compiled fast path")
+
+    fits = []
+    for point in points:
+        started = time.monotonic()
+        fit = fit_or_fail(point, structures)
+        fit["seconds"] = round(time.monotonic() - started, 3)
+        fits.append(
+            {"point": point["point"], "metadata": point.get("metadata", {}), **fit}
         )
-    )
+        logger.info(
+            "point %s: %s in %.1f s", point["point"], fit["fit_status"], fit["seconds"]
+        )
+
+    document = {
+        "pyhf_version": pyhf.__version__,
+        "backend": backend,
+        "limit_rtol": LIMIT_RTOL,
+        "structures": len(structures.known),
+        "compiles": structures.compiles,
+        "fits": fits,
+    }
+    outdir.mkdir(parents=True, exist_ok=True)
+    (outdir / "points").mkdir(exist_ok=True)
+    for fit in fits:
+        one = {**{k: v for k, v in document.items() if k != "fits"}, "fits": [fit]}
+        (outdir / "points" / f"{fit['point']}.json").write_text(
+            json.dumps(one, indent=1)
+        )
+    target = outdir / "fits.json"
+    target.write_text(json.dumps(document, indent=1))
     return target

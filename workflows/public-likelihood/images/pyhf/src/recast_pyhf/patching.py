@@ -96,6 +96,35 @@ def check_workspace(spec: dict[str, Any], name: str) -> pyhf.Workspace:
         ) from None
 
 
+def changed_part(patched: dict[str, Any], bkgonly: dict[str, Any]) -> dict[str, Any]:
+    """The patched workspace without the samples it shares, unchanged, with bkgonly.
+
+    The background-only workspace is validated once per batch; validating only
+    what a patch changed gives the same verdict on each sample in a fraction of
+    the time (the schema checks each sample on its own). One sample stays in
+    every channel so that the reduced workspace is still well formed.
+    """
+    before = {
+        channel["name"]: channel["samples"] for channel in bkgonly.get("channels", [])
+    }
+    channels = []
+    for channel in patched["channels"]:
+        old = before.get(channel["name"], [])
+        new = [s for s in channel["samples"] if s not in old]
+        channels.append({**channel, "samples": new or channel["samples"][:1]})
+    return {**patched, "channels": channels}
+
+
+def check_structure(spec: dict[str, Any], name: str) -> None:
+    """pyhf's own checks of the whole workspace beyond its schema."""
+    try:
+        pyhf.Workspace(spec, validate=False)
+    except pyhf.exceptions.InvalidSpecification as exc:
+        raise StepError(
+            f"{name}: the patched workspace is not valid HistFactory: {exc}"
+        ) from None
+
+
 def patch_one(
     bkgonly: dict[str, Any], signal_path: Path, outdir: Path
 ) -> dict[str, Any]:
@@ -105,7 +134,8 @@ def patch_one(
 
     patched = apply_patch(bkgonly, ops, signal_path.name)
     check_signal(patched, signal_path.name)
-    check_workspace(patched, signal_path.name)
+    check_workspace(changed_part(patched, bkgonly), signal_path.name)
+    check_structure(patched, signal_path.name)
 
     target = outdir / name / "workspace.json"
     target.parent.mkdir(parents=True, exist_ok=True)

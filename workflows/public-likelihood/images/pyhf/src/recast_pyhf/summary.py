@@ -17,12 +17,27 @@ def model_parameters(metadata: dict[str, Any]) -> dict[str, Any]:
     return {str(k): v for k, v in zip(labels, values, strict=False)}
 
 
+def fit_section(fit: dict[str, Any]) -> dict[str, Any]:
+    """Status and message always; path and sizes when the point got that far."""
+    section = {"status": fit["fit_status"], "message": fit["fit_message"]}
+    optional = {
+        "path": fit.get("fit_path"),
+        "path_reason": fit.get("fit_path_reason") or None,
+        "n_fits": fit.get("n_fits"),
+        "n_parameters": fit.get("n_parameters"),
+        "n_bins": fit.get("n_bins"),
+    }
+    section.update({k: v for k, v in optional.items() if v is not None})
+    return section
+
+
 def document(fit: dict[str, Any], software: dict[str, str]) -> dict[str, Any]:
+    cls_obs = fit["cls_obs"]
     return {
         "$schema": SCHEMA,
         "point": fit["point"],
         "model_parameters": model_parameters(fit["metadata"]),
-        "poi": fit["poi"],
+        "poi": fit["poi"] or "",
         "test_statistic": "qtilde",
         "calculator": "asymptotics",
         "cl": 0.95,
@@ -30,13 +45,8 @@ def document(fit: dict[str, Any], software: dict[str, str]) -> dict[str, Any]:
         "cls_exp": fit["cls_exp"],
         "mu_up_obs": fit["mu_up_obs"],
         "mu_up_exp": fit["mu_up_exp"],
-        "excluded": fit["cls_obs"] < 0.05,
-        "fit": {
-            "status": fit["fit_status"],
-            "message": fit["fit_message"],
-            "n_parameters": fit["n_parameters"],
-            "n_bins": fit["n_bins"],
-        },
+        "excluded": cls_obs is not None and cls_obs < 0.05,
+        "fit": fit_section(fit),
         "software": software,
     }
 
@@ -48,6 +58,8 @@ def run(fits_path: Path, outdir: Path) -> Path:
         "backend": f"{fits['backend']} with the scipy optimizer",
         "interpolation": "normsys code4, histosys code4p",
     }
+    if "limit_rtol" in fits:
+        software["limit_rtol"] = f"{fits['limit_rtol']:g}"
     results = [document(fit, software) for fit in fits["fits"]]
 
     outdir.mkdir(parents=True, exist_ok=True)
