@@ -176,6 +176,7 @@ def test_each_point_archive_holds_its_own_inputs_and_outputs_only(
         "inputs/BkgOnly.json",
         "inputs/stop_450_0.json",
         "outputs/fit/fits.json",
+        "outputs/fit/points/stop_450_0.json",
         "outputs/patch/patched.json",
         "outputs/patch/stop_450_0/workspace.json",
         "outputs/plot/stop_450_0.png",

@@ -565,7 +565,11 @@ def test_the_web_server_killed_with_submissions_in_flight_loses_none(
                 accepted.append(key)
                 time.sleep(0.2)  # a client's pace: the kill finds some waiting
                 return str(answer["id"])
-            except (requests.ConnectionError, requests.Timeout):
+            except (
+                requests.ConnectionError,
+                requests.Timeout,
+                requests.exceptions.ChunkedEncodingError,  # cut mid-answer
+            ):
                 retries.append(key)
                 time.sleep(0.5)
         raise AssertionError(f"submission {key} was never accepted")
