@@ -11,28 +11,20 @@ import csv
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
 import tarfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 from django.conf import settings
 
 from tests.conftest import REPO
+from tests.servers import free_port, wait_for_server
 
 pytestmark = pytest.mark.slow
 RECAST = str(Path(sys.executable).with_name("recast"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -76,20 +68,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
     process.terminate()
     process.wait(timeout=30)
     log.close()
-
-
-def wait_for_server(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"the server exited:\n{log.read_text()}")
-        try:
-            requests.get(f"{url}/api/v1/analyses/", timeout=10)
-            return
-        except requests.RequestException:
-            # Not listening yet, or too busy to answer on a loaded machine.
-            time.sleep(0.3)
-    raise AssertionError(f"the server did not start:\n{log.read_text()}")
 
 
 def recast(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

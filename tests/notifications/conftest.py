@@ -4,7 +4,6 @@ move a request's runs to their end through the services (no workflow runs)."""
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from recast.reinterpretation.services import (
     run_start,
     run_succeed,
 )
+from tests.servers import free_port
 
 RESULT = {
     "point": "",
@@ -39,12 +39,6 @@ RESULT = {
     "mu_up_exp": [0.7, 0.98, 1.43, 2.14, 3.0],
     "excluded": False,
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(autouse=True)

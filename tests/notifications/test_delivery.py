@@ -140,7 +140,7 @@ def test_a_webhook_that_cannot_be_reached_is_recorded_with_the_reason(
     settings.RECAST_NOTIFY_ATTEMPTS, settings.RECAST_NOTIFY_BACKOFF = 2, 0
     settings.RECAST_WEBHOOK_ALLOW_PRIVATE = True
     preference_update(alice, email=False)
-    from tests.notifications.conftest import free_port
+    from tests.servers import free_port
 
     webhook_create(alice, f"http://127.0.0.1:{free_port()}/gone")
     request = submit(demo, alice, ["stop_450_0"])

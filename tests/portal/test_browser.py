@@ -10,17 +10,15 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 from django.conf import settings
 
-from tests.cli.test_live_server import free_port
 from tests.conftest import DEMO, REPO
+from tests.servers import free_port, wait_for_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -77,7 +75,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         )
         try:
             url = f"http://127.0.0.1:{port}"
-            wait_for_server(url, process, var / "server.log")
+            wait_for_server(url, process, var / "server.log", path="/", seconds=120)
             yield url
         finally:
             process.terminate()
@@ -93,19 +91,6 @@ def browser() -> Iterator[Any]:
         )
         yield launched
         launched.close()
-
-
-def wait_for_server(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"the server exited:\n{log.read_text()}")
-        try:
-            requests.get(f"{url}/", timeout=10)
-            return
-        except requests.RequestException:
-            time.sleep(0.5)
-    raise AssertionError(f"the server did not start:\n{log.read_text()}")
 
 
 class Watched:

@@ -4,18 +4,16 @@ on the test database (PostgreSQL) and a Redis broker database of their own."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-import requests
 from django.conf import settings
 from django.db import connection
 
 from tests.conftest import REPO
+from tests.servers import free_port, wait_for_server
 
 REQUIRED = os.environ.get("RECAST_REQUIRE_SERVICES") == "1"
 RECAST = str(Path(sys.executable).with_name("recast"))
@@ -60,12 +58,6 @@ def service_env(broker: str) -> dict[str, str]:
     }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start_server(
     env: dict[str, str], log: Path, port: int | None = None
 ) -> tuple[subprocess.Popen[bytes], str]:
@@ -80,16 +72,8 @@ def start_server(
             stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"the server exited:\n{log.read_text()}")
-        try:
-            requests.get(f"{url}/api/v1/analyses/", timeout=10)
-            return process, url
-        except requests.RequestException:
-            time.sleep(0.2)
-    raise AssertionError(f"the server did not start:\n{log.read_text()}")
+    wait_for_server(url, process, log)
+    return process, url
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 30) -> None:

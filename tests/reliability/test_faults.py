@@ -37,7 +37,8 @@ import requests
 from django.conf import settings
 
 from tests.conftest import REPO
-from tests.reliability.processes import RECAST, free_port
+from tests.reliability.processes import RECAST
+from tests.servers import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
 REQUIRED = os.environ.get("RECAST_REQUIRE_SERVICES") == "1"
