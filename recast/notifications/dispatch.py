@@ -7,30 +7,18 @@ the same thread."""
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
 from django.db import close_old_connections
 
+from recast.core.threads import LazyPool
 from recast.notifications import services
 
 logger = logging.getLogger(__name__)
 # Its own pool: a receiver that is down must not hold a thread that runs points.
 POOL_THREADS = 2
-_pool: ThreadPoolExecutor | None = None
-_lock = threading.Lock()
-
-
-def pool() -> ThreadPoolExecutor:
-    global _pool
-    with _lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(
-                max_workers=POOL_THREADS, thread_name_prefix="recast-notify"
-            )
-        return _pool
+pool = LazyPool(lambda: POOL_THREADS, "recast-notify")
 
 
 def deliver_with_retries(delivery_id: str) -> None:

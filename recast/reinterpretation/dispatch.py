@@ -13,27 +13,16 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections, connection
 
+from recast.core.threads import LazyPool
+
 logger = logging.getLogger(__name__)
-_pool: ThreadPoolExecutor | None = None
-_lock = threading.Lock()
-
-
-def pool() -> ThreadPoolExecutor:
-    global _pool
-    with _lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(
-                max_workers=settings.RECAST_INPROCESS_WORKERS,
-                thread_name_prefix="recast-run",
-            )
-        return _pool
+pool = LazyPool(lambda: int(settings.RECAST_INPROCESS_WORKERS), "recast-run")
 
 
 def batch_size(points: int, slots: int, max_points: int) -> int:
