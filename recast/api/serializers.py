@@ -167,15 +167,6 @@ class RequestListSerializer(serializers.ModelSerializer[Request]):
         return status_counts(request)
 
 
-class RequestPageSerializer(serializers.Serializer[Any]):
-    """One page of requests, as limit/offset pagination returns it."""
-
-    count = serializers.IntegerField()
-    next = serializers.URLField(allow_null=True)
-    previous = serializers.URLField(allow_null=True)
-    results = RequestListSerializer(many=True)
-
-
 class RequestDetailSerializer(RequestListSerializer):
     runs = serializers.SerializerMethodField()
     workflow_version = serializers.IntegerField(

@@ -29,15 +29,14 @@ from recast.catalogue.selectors import analysis_get, analysis_list, analysis_sea
 from recast.core.errors import InvalidInput, NotFound
 from recast.reinterpretation import selectors
 from recast.reinterpretation.exports import TARGETS, request_export
-from recast.reinterpretation.idempotency import key_check, request_submit_once
+from recast.reinterpretation.idempotency import key_check, request_accept
 from recast.reinterpretation.models import Request, Run
-from recast.reinterpretation.services import request_cancel, request_submit
+from recast.reinterpretation.services import request_cancel
 from recast.reinterpretation.submission import (
     SOURCES,
     cache_flag,
     check_size,
     points_from,
-    within_quota,
 )
 from recast.reinterpretation.validation import validation_start
 from recast.storage.services import blob_store
@@ -72,21 +71,13 @@ class AnalysisList(generics.ListAPIView[Analysis]):
 
     def get_queryset(self) -> QuerySet[Analysis]:
         params = self.request.query_params
-        if params.get("inspire") == "":
-            # The portal's form sends an empty field for "any"; the API does not.
-            raise InvalidInput("$.inspire: must be an INSPIRE record number")
         return analysis_search(
             self.request.user,
             **{
                 name: params.get(name, "")
-                for name in (
-                    "search",
-                    "collaboration",
-                    "keyword",
-                    "inspire",
-                    "hepdata_doi",
-                )
+                for name in ("search", "collaboration", "keyword", "hepdata_doi")
             },
+            inspire=params.get("inspire"),
         )
 
 
@@ -141,7 +132,10 @@ class RequestListCreate(APIView):
     parser_classes = [JSONParser, MultiPartParser, FormParser]
     permission_classes = [permissions.IsAuthenticated]
 
-    @extend_schema(operation_id="requests_list", responses=out.RequestPageSerializer)
+    @extend_schema(
+        operation_id="requests_list",
+        responses=out.page_of(out.RequestListSerializer, "RequestPage"),
+    )
     def get(self, request: HttpRequest) -> Response:
         paginator = StrictLimitOffsetPagination()
         page = paginator.paginate_queryset(
@@ -216,14 +210,7 @@ class RequestListCreate(APIView):
         points = points_from(analysis, data, files, attached)
         use_cache = cache_flag(data)
         owner = request.user if isinstance(request.user, User) else None
-        if key is None or owner is None:
-            within_quota(owner, points)
-            created = request_submit(analysis, points, owner=owner, use_cache=use_cache)
-            new = True
-        else:
-            created, new = request_submit_once(
-                analysis, points, owner, key, use_cache=use_cache
-            )
+        created, new = request_accept(analysis, points, owner, key, use_cache)
         return Response(
             out.RequestDetailSerializer(created).data,
             status=status.HTTP_201_CREATED if new else status.HTTP_200_OK,

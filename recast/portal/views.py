@@ -24,10 +24,11 @@ from recast.engine import graph
 from recast.portal import plots
 from recast.portal.forms import POINT, SubmitForm, TokenForm
 from recast.reinterpretation import selectors
+from recast.reinterpretation.idempotency import request_accept
 from recast.reinterpretation.inputs import Uploads, check_point
 from recast.reinterpretation.models import FINISHED, Request, Run, Validation
-from recast.reinterpretation.services import request_cancel, request_submit
-from recast.reinterpretation.submission import check_size, points_from, within_quota
+from recast.reinterpretation.services import request_cancel
+from recast.reinterpretation.submission import check_size, points_from
 
 SIGMAS = ["−2σ", "−1σ", "median", "+1σ", "+2σ"]
 LOG_TAIL = 200  # lines of a step's log shown on the page
@@ -162,8 +163,7 @@ def submit(request: HttpRequest, slug: str) -> HttpResponse:
     if form.is_valid():
         try:
             points = submitted_points(form, analysis)
-            within_quota(user_of(request), points)
-            created = request_submit(analysis, points, owner=user_of(request))
+            created, _ = request_accept(analysis, points, user_of(request))
         except RecastError as error:
             form.show_error(error)
         else:

@@ -51,6 +51,22 @@ def earlier(owner: User, key: str, digest: str) -> Request | None:
     return found
 
 
+def request_accept(
+    analysis: Analysis,
+    points: Sequence[PointInputs],
+    owner: User | None,
+    key: str | None = None,
+    use_cache: bool = True,
+) -> tuple[Request, bool]:
+    """What the API and the portal do with checked points: a new request (True)
+    within the owner's quotas, or, for a repeated ``key``, the request made with
+    it the first time (False)."""
+    if key is None or owner is None:
+        within_quota(owner, points)
+        return request_submit(analysis, points, owner=owner, use_cache=use_cache), True
+    return request_submit_once(analysis, points, owner, key, use_cache)
+
+
 def request_submit_once(
     analysis: Analysis,
     points: Sequence[PointInputs],
