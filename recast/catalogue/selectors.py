@@ -39,7 +39,7 @@ def analysis_search(
     search: str = "",
     collaboration: str = "",
     keyword: str = "",
-    inspire: str = "",
+    inspire: str | None = None,
     hepdata_doi: str = "",
 ) -> QuerySet[Analysis]:
     """The analyses ``user`` may see, narrowed by words in the title, abstract
@@ -59,7 +59,8 @@ def analysis_search(
         analyses = analyses.filter(
             pk__in=[a.pk for a in analyses if wanted in map(str.lower, a.keywords)]
         )
-    if inspire:
+    if inspire is not None:
+        # Given at all, it must be a record number: an empty one is a mistake.
         if not inspire.isdigit() or int(inspire) < 1:
             raise InvalidInput("$.inspire: must be an INSPIRE record number")
         analyses = analyses.filter(references__inspire=int(inspire))
