@@ -118,6 +118,13 @@ def unbinned(
     return variable
 
 
+def parameter_labels(points: list[dict[str, Any]]) -> list[str]:
+    """The model parameters' names in the order the points give them (the
+    analysis' patchset order, which the caller's summaries follow): a reader
+    expects (m_stop, m_lsp), not whatever an alphabetical sort makes of it."""
+    return list(dict.fromkeys(k for p in points for k in p["model_parameters"]))
+
+
 def results_table(analysis: dict[str, Any], points: list[dict[str, Any]]) -> Table:
     table = Table("CLs and upper limits")
     table.description = (
@@ -127,9 +134,7 @@ def results_table(analysis: dict[str, Any], points: list[dict[str, Any]]) -> Tab
     )
     table.location = "recast reinterpretation results"
     table.keywords["observables"] = ["CLs", "mu_up"]
-    labels = sorted({label for p in points for label in p["model_parameters"]}) or [
-        "point"
-    ]
+    labels = parameter_labels(points) or ["point"]
     for label in labels:
         values = [
             p["model_parameters"].get(label, p["point"]) if label != "point" else i
@@ -254,7 +259,7 @@ def citable_record(
             "url": analysis["url"],
         },
         "signal_model": {
-            "parameters": sorted({k for p in done for k in p["model_parameters"]}),
+            "parameters": parameter_labels(done),
             "points": [{"point": p["point"], **p["model_parameters"]} for p in done],
         },
         "result": [

@@ -102,8 +102,8 @@ def test_the_hepdata_export_passes_hepdata_validator(
     table = yaml.safe_load((tmp_path / "cls_and_upper_limits.yaml").read_text())
     names = [v["header"]["name"] for v in table["independent_variables"]]
     assert submission[0]["record_ids"] == [{"id": 1234567, "type": "inspire"}]
-    assert names == ["m_lsp", "m_stop"]
-    assert table["independent_variables"][1]["values"] == [
+    assert names == ["m_stop", "m_lsp"]  # the patchset's order, not alphabetical
+    assert table["independent_variables"][0]["values"] == [
         {"value": 650},
         {"value": 750},
     ]
@@ -118,7 +118,7 @@ def test_the_inspire_export_is_a_citable_record_with_the_papers_bibtex(
     record = json.loads((tmp_path / "record.json").read_text())
     bib = (tmp_path / "original.bib").read_text()
     assert record["title"].startswith("Reinterpretation of Demo: top squark")
-    assert record["signal_model"]["parameters"] == ["m_lsp", "m_stop"]
+    assert record["signal_model"]["parameters"] == ["m_stop", "m_lsp"]
     assert record["archive_sha256"] == {
         "stop_650_100": "ab" * 32,
         "stop_750_0": "ab" * 32,
