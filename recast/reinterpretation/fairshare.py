@@ -35,6 +35,7 @@ from django.db import transaction
 from django.db.models import Count, F, Min, Q, QuerySet
 from django.utils import timezone
 
+from recast.quotas.models import Deferral
 from recast.quotas.selectors import limits_for
 from recast.reinterpretation import services
 from recast.reinterpretation.models import Request, Run, Status
@@ -122,6 +123,16 @@ def size_now(request: Request, waiting: int, shared: bool, room: int) -> int:
     return min(size, cap, room)
 
 
+def owner_defer(mine: QuerySet[Run]) -> None:
+    """Mark the first waiting run of an owner at their running limit, so that
+    the end of one of their points, or the sweeper once a cancellation or a
+    raised limit makes room, hands out a pull for them (see
+    recast.quotas.services.owner_release)."""
+    first = mine.filter(status=Status.QUEUED).order_by("submitted_at", "point").first()
+    if first is not None:
+        Deferral.objects.get_or_create(run=first)
+
+
 def runs_take(run_ids: list[str], now: datetime, backend: str) -> list[str]:
     """Move each run from waiting to running, as a new attempt; return those
     this call took (a run another claimer took first is left to it)."""
@@ -144,11 +155,12 @@ def owner_claim(
 ) -> list[str]:
     """Claim the next batch of ``turn``'s owner; [] when they have no room
     or another claimer took what they had."""
-    room = room_for(turn.owner_id)
-    if room <= 0:
-        return []
     # None matches the runs nobody owns (Django reads it as IS NULL).
     mine = waiting.filter(request__owner=turn.owner_id)
+    room = room_for(turn.owner_id)
+    if room <= 0:
+        owner_defer(mine)
+        return []
     oldest = mine.order_by("request__submitted_at", "request_id").first()
     if oldest is None:
         return []

@@ -20,6 +20,7 @@ from django.utils import timezone
 from recast.catalogue import loader
 from recast.catalogue.models import Analysis
 from recast.catalogue.services import analysis_load
+from recast.quotas.models import Deferral
 from recast.quotas.services import quota_set
 from recast.reinterpretation.dispatch import batch_plan, pulls_for
 from recast.reinterpretation.fairshare import batch_claim
@@ -123,6 +124,9 @@ def test_an_owner_at_their_running_limit_is_passed_over_at_claim(
     scan(sleepy, bob, 1)
     assert claimed(batch_claim("local")) == [("bob", "p00")]
     assert Run.objects.filter(request__owner=alice, status="running").count() == 1
+    # Her next point waits for a slot; the end of her running one releases it.
+    [deferred] = Deferral.objects.values_list("run__point", "run__request__owner")
+    assert deferred == ("p01", alice.id)
 
 
 def test_a_batch_never_takes_an_owner_past_their_running_limit(
