@@ -273,8 +273,9 @@ RECAST_CACHE_MAX_BYTES = env.integer(
 # over by the next worker that receives its task (the first one died). Twice
 # the heartbeat (5 s) at least, or a live worker would lose its runs.
 RECAST_RUN_LEASE = env.integer("RECAST_RUN_LEASE", 300, minimum=10)
-# A queued run still waiting after this long is handed to the workers again, in
-# case the broker lost its message (duplicates are harmless: starts are conditional).
+# A queued run still waiting after this long, while no worker has claimed
+# anything for as long, is handed to the workers again, in case the broker lost
+# its messages (duplicates are harmless: starts are conditional).
 RECAST_REQUEUE_AFTER = env.integer("RECAST_REQUEUE_AFTER", 1800, minimum=10)
 
 # Notifications. E-mail goes through SMTP when a host is given; otherwise to

@@ -30,13 +30,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Count, F, Min, Q, QuerySet
 from django.utils import timezone
 
 from recast.quotas.models import Deferral
 from recast.quotas.selectors import limits_for
+from recast.quotas.services import owner_lock
 from recast.reinterpretation import services
 from recast.reinterpretation.models import Request, Run, Status
 
@@ -98,7 +98,7 @@ def room_for(owner_id: int | None) -> int:
     claims that follow it are one step for every other claimer."""
     if owner_id is None:
         return UNLIMITED
-    owner = User.objects.select_for_update().get(pk=owner_id)
+    owner = owner_lock(owner_id)
     limit = limits_for(owner).max_running
     if not limit:
         return UNLIMITED
