@@ -112,12 +112,12 @@ def size_now(request: Request, waiting: int, shared: bool, room: int) -> int:
     keep every slot busy), at most the workflow's ``max_points``, at most
     RECAST_BATCH_MAX, and at most RECAST_BATCH_MAX_SHARED when another owner
     has points waiting (so that they wait one small batch, not a long one);
-    never past the owner's running limit."""
+    never past the owner's running limit (``room``, at least one)."""
     from recast.reinterpretation.dispatch import batch_size
 
     declared = request.workflow_version.batch
     if not declared:
-        return min(1, room)
+        return 1
     cap = settings.RECAST_BATCH_MAX_SHARED if shared else settings.RECAST_BATCH_MAX
     size = batch_size(waiting, settings.RECAST_SCAN_SLOTS, declared["max_points"])
     return min(size, cap, room)
