@@ -102,8 +102,14 @@ def pull() -> dict[str, str]:
     from recast.reinterpretation import execution
 
     statuses = execution.runs_next()
-    if statuses:
+    if not statuses:
+        return statuses
+    try:
         hand_out(1)
+    except Exception:
+        # The broker is away (a restart): this chain ends here, the others
+        # go on, and the sweeper hands out pulls if every chain ended.
+        logger.warning("the next pull could not be queued", exc_info=True)
     return statuses
 
 
