@@ -225,6 +225,11 @@ RECAST_INPROCESS_WORKERS = env.integer("RECAST_INPROCESS_WORKERS", 0)
 RECAST_SCAN_SLOTS = env.integer(
     "RECAST_SCAN_SLOTS", RECAST_INPROCESS_WORKERS or os.cpu_count() or 1, minimum=1
 )
+# Most points in one batch (one workflow execution), and most while another
+# user's points wait: a point submitted while the workers are busy waits for
+# at most one such batch per worker (see README, "How dispatch is ordered").
+RECAST_BATCH_MAX = env.integer("RECAST_BATCH_MAX", 8, minimum=1)
+RECAST_BATCH_MAX_SHARED = env.integer("RECAST_BATCH_MAX_SHARED", 2, minimum=1)
 CELERY_TASK_ACKS_LATE = True  # a worker killed mid-task leaves the task queued
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # long tasks: take one at a time
@@ -268,8 +273,9 @@ RECAST_CACHE_MAX_BYTES = env.integer(
 # over by the next worker that receives its task (the first one died). Twice
 # the heartbeat (5 s) at least, or a live worker would lose its runs.
 RECAST_RUN_LEASE = env.integer("RECAST_RUN_LEASE", 300, minimum=10)
-# A queued run still waiting after this long is handed to the workers again, in
-# case the broker lost its message (duplicates are harmless: starts are conditional).
+# A queued run still waiting after this long, while no worker has claimed
+# anything for as long, is handed to the workers again, in case the broker lost
+# its messages (duplicates are harmless: starts are conditional).
 RECAST_REQUEUE_AFTER = env.integer("RECAST_REQUEUE_AFTER", 1800, minimum=10)
 
 # Notifications. E-mail goes through SMTP when a host is given; otherwise to

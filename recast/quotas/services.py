@@ -1,17 +1,21 @@
 """Writes of quotas, and the checks that keep users within them: at submit
 (queued points, CPU budget), and when a worker claims a run (running points).
 
-A known shortcoming: the checks count, then act, without a lock, so two
-submits (or two claims) of one user at the same instant can both pass and
-overshoot a limit by the points of the other; the next ones are refused.
+A check counts, then acts: both happen while the user's row is locked
+(``owner_lock``, PostgreSQL; SQLite runs one write transaction at a time), so
+two submits, or two claims, of one user at the same instant go one after the
+other and the second counts what the first added.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.contrib.auth.models import Group, User
+from django.db import transaction
 
 from recast.core.errors import InvalidInput, QuotaExceeded
 from recast.engine.events import StepEvent
@@ -55,6 +59,22 @@ def quota_set(
 
 def quota_clear(owner: User | Group) -> None:
     Quota.objects.filter(**owner_key(owner)).delete()
+
+
+def owner_lock(owner_id: int) -> User:
+    """The user, their row locked until the transaction ends: every other
+    submit or claim of theirs waits for it there. Call inside a transaction."""
+    return User.objects.select_for_update().get(pk=owner_id)
+
+
+@contextmanager
+def owner_serialised(owner: User | None) -> Iterator[None]:
+    """A transaction that holds ``owner``'s lock (see ``owner_lock``): their
+    quota checks and the request written after them are one step."""
+    with transaction.atomic():
+        if owner is not None:
+            owner_lock(owner.pk)
+        yield
 
 
 def submit_check(owner: User, points: int) -> None:

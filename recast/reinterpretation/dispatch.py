@@ -1,18 +1,21 @@
-"""Hand queued runs, in batches, to whoever executes them.
+"""Hand queued runs to whoever executes them, as pulls.
 
-A request's runs go out in batches (see ``batch_plan``): one execution of the
-workflow for several points when the workflow accepts them, else one per run.
-With a broker, a Celery task per batch, spread over the workers. Without one,
-the server (``recast serve``) runs batches on background threads of its own
-process, so a submit still returns at once; elsewhere (tests, ``recast run``)
-they run before ``dispatch`` returns, on as many threads as there are cores
-(the step processes do the work; the threads only wait for them).
+A pull says "execute the next fair batch": the worker that takes it chooses
+and claims, at that moment, whose points run next and how many share one
+workflow execution (see ``fairshare``), so a point submitted after a long
+scan waits for the batches already running, not for the whole scan. With a
+broker, pulls are Celery tasks spread over the workers. Without one, the
+server (``recast serve``) runs them on background threads of its own process,
+so a submit still returns at once; elsewhere (tests, in-process callers) the
+given runs are executed before ``dispatch`` returns, on as many threads as
+there are slots (the step processes do the work; the threads only wait).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -33,9 +36,10 @@ def batch_size(points: int, slots: int, max_points: int) -> int:
 
 
 def batch_plan(run_ids: list[str]) -> list[list[str]]:
-    """``run_ids`` grouped into batches: per request (one workflow version),
-    in point order, sized by ``batch_size``; one run each for a workflow that
-    declares no batch."""
+    """``run_ids`` grouped into batches as a worker alone would claim them:
+    per request (one workflow version), in point order, sized by
+    ``batch_size`` and at most RECAST_BATCH_MAX; one run each for a workflow
+    that declares no batch."""
     from recast.reinterpretation.models import Run
 
     rows = (
@@ -49,7 +53,10 @@ def batch_plan(run_ids: list[str]) -> list[list[str]]:
     plan = []
     for batch, ids in groups.values():
         size = (
-            batch_size(len(ids), settings.RECAST_SCAN_SLOTS, batch["max_points"])
+            min(
+                batch_size(len(ids), settings.RECAST_SCAN_SLOTS, batch["max_points"]),
+                settings.RECAST_BATCH_MAX,
+            )
             if batch
             else 1
         )
@@ -57,44 +64,87 @@ def batch_plan(run_ids: list[str]) -> list[list[str]]:
     return plan
 
 
-def runs_in_thread(run_ids: list[str]) -> None:
-    from recast.reinterpretation import execution
+def pulls_for(run_ids: list[str]) -> int:
+    """Pulls to hand out for ``run_ids``: one per planned batch, so that as
+    many workers start as before, at most twice the slots (each pull that
+    finds work hands out the next, so that many keep every slot busy, and a
+    sweep of a long queue does not flood the broker)."""
+    return min(len(batch_plan(run_ids)), 2 * settings.RECAST_SCAN_SLOTS)
 
+
+def pull_in_thread() -> None:
     try:
-        execution.runs_execute(run_ids)
+        pull()
     except Exception:
-        logger.exception("runs %s: in-process execution failed", ", ".join(run_ids))
+        logger.exception("in-process pull failed")
     finally:
         close_old_connections()  # threads must not keep connections open
 
 
-def run_here(plan: list[list[str]]) -> None:
-    """Run every batch before returning: on threads, one per core, unless the
-    caller holds a transaction (other connections would not see its rows)."""
-    from recast.reinterpretation import execution
-
-    threads = min(len(plan), settings.RECAST_SCAN_SLOTS)
-    if threads <= 1 or connection.in_atomic_block:
-        for batch in plan:
-            execution.runs_execute(batch)
-        return
-    with ThreadPoolExecutor(threads, thread_name_prefix="recast-run") as here:
-        list(here.map(runs_in_thread, plan))
-
-
-def dispatch(run_ids: list[str]) -> None:
-    plan = batch_plan(run_ids)
+def hand_out(pulls: int) -> None:
+    """Queue ``pulls`` requests for "the next fair batch" to the workers."""
     if settings.CELERY_BROKER_URL:
         from recast.reinterpretation import tasks
 
-        for batch in plan:
-            tasks.runs_execute.delay(batch)
-    elif settings.RECAST_INPROCESS_WORKERS:
-        for batch in plan:
-            pool().submit(runs_in_thread, batch)
+        for _ in range(pulls):
+            tasks.runs_next.delay()
     else:
-        run_here(plan)
-    logger.info("%d run(s) handed out in %d batch(es)", len(run_ids), len(plan))
+        for _ in range(pulls):
+            pool().submit(pull_in_thread)
+
+
+def pull() -> dict[str, str]:
+    """What a worker does with a pull: claim the next fair batch, execute it,
+    and hand out one more pull (the batch may have been smaller than planned,
+    or its owner's running limit may have held their other points back), so
+    that every chain of pulls runs until nothing waits. Returns each point's
+    status; {} when nothing waited, and then no pull follows."""
+    from recast.reinterpretation import execution
+
+    statuses = execution.runs_next()
+    if not statuses:
+        return statuses
+    try:
+        hand_out(1)
+    except Exception:
+        # The broker is away (a restart): this chain ends here, the others
+        # go on, and the sweeper hands out pulls if every chain ended.
+        logger.warning("the next pull could not be queued", exc_info=True)
+    return statuses
+
+
+def drain(run_ids: list[str]) -> None:
+    """Execute fair batches of ``run_ids`` until none of them waits."""
+    from recast.reinterpretation import execution
+
+    try:
+        while execution.runs_next(run_ids):
+            pass
+    finally:
+        if threading.current_thread() is not threading.main_thread():
+            close_old_connections()  # threads must not keep connections open
+
+
+def run_here(run_ids: list[str]) -> None:
+    """Run every point before returning: on threads, one per slot, unless the
+    caller holds a transaction (other connections would not see its rows)."""
+    threads = min(len(batch_plan(run_ids)), settings.RECAST_SCAN_SLOTS)
+    if threads <= 1 or connection.in_atomic_block:
+        drain(run_ids)
+        return
+    with ThreadPoolExecutor(threads, thread_name_prefix="recast-run") as here:
+        list(here.map(drain, [run_ids] * threads))
+
+
+def dispatch(run_ids: list[str]) -> None:
+    """Hand ``run_ids`` to whoever executes them: pulls to the workers (a
+    broker) or to the server's threads; else execute them before returning."""
+    if not settings.CELERY_BROKER_URL and not settings.RECAST_INPROCESS_WORKERS:
+        run_here(run_ids)
+        return
+    pulls = pulls_for(run_ids)
+    hand_out(pulls)
+    logger.info("%d run(s) queued; %d pull(s) handed out", len(run_ids), pulls)
 
 
 def resume() -> None:

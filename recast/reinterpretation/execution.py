@@ -40,7 +40,7 @@ from recast.engine.cache import StepCache
 from recast.engine.environments import EnvironmentBuildFailed, image_folder
 from recast.engine.events import StepEvent
 from recast.engine.local import LocalExecutor
-from recast.reinterpretation import services
+from recast.reinterpretation import fairshare, services
 from recast.reinterpretation.models import Run, Status
 from recast.storage.services import blob_path
 
@@ -406,6 +406,26 @@ def runs_execute(run_ids: list[str]) -> dict[str, str]:
     for batch in batches_of(claims):
         statuses.update(batch_execute(batch))
     return statuses
+
+
+def runs_next(among: list[str] | None = None) -> dict[str, str]:
+    """Claim the next fair batch (of ``among`` when given; see fairshare) and
+    execute it. Returns each of its points' final status; {} when nothing
+    waits that may start now. Safe to call any number of times, by any number
+    of workers at once."""
+    run_ids = fairshare.batch_claim(settings.RECAST_BACKEND, among)
+    runs = Run.objects.select_related(
+        "request__analysis", "request__workflow_version"
+    ).filter(id__in=run_ids)
+    claims = sorted((Claim(run, run.attempts) for run in runs), key=point_of)
+    statuses = {}
+    for batch in batches_of(claims):
+        statuses.update(batch_execute(batch))
+    return statuses
+
+
+def point_of(claim: Claim) -> str:
+    return claim.run.point
 
 
 def run_execute(run_id: str) -> str:

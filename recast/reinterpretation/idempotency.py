@@ -18,6 +18,7 @@ from django.db import IntegrityError
 
 from recast.catalogue.models import Analysis
 from recast.core.errors import Conflict, InvalidInput
+from recast.quotas.services import owner_serialised
 from recast.reinterpretation.inputs import PointInputs
 from recast.reinterpretation.models import Request
 from recast.reinterpretation.services import request_submit
@@ -62,8 +63,10 @@ def request_accept(
     within the owner's quotas, or, for a repeated ``key``, the request made with
     it the first time (False)."""
     if key is None or owner is None:
-        within_quota(owner, points)
-        return request_submit(analysis, points, owner=owner, use_cache=use_cache), True
+        with owner_serialised(owner):
+            within_quota(owner, points)
+            request = request_submit(analysis, points, owner=owner, use_cache=use_cache)
+        return request, True
     return request_submit_once(analysis, points, owner, key, use_cache)
 
 
@@ -80,17 +83,19 @@ def request_submit_once(
     if found is not None:
         return found, False
 
-    # Only a new request counts against the quotas: a replay costs nothing.
-    within_quota(owner, points)
     try:
-        created = request_submit(
-            analysis,
-            points,
-            owner=owner,
-            use_cache=use_cache,
-            idempotency_key=key,
-            fingerprint=digest,
-        )
+        with owner_serialised(owner):
+            # Only a new request counts against the quotas: a replay costs
+            # nothing.
+            within_quota(owner, points)
+            created = request_submit(
+                analysis,
+                points,
+                owner=owner,
+                use_cache=use_cache,
+                idempotency_key=key,
+                fingerprint=digest,
+            )
     except IntegrityError:
         # Another submit with this key committed first: answer with its request.
         found = earlier(owner, key, digest)

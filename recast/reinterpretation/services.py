@@ -322,19 +322,22 @@ def request_refresh(request_id: Any) -> bool:
 
 
 def runs_requeue_stale() -> list[str]:
-    """Hand again to the workers the runs whose task may have been lost: running
-    ones whose worker went silent (past the lease), and queued ones waiting
-    longer than RECAST_REQUEUE_AFTER (a broker that lost its messages). Starting
-    a run is conditional, so a run handed out twice still runs once."""
+    """Hand again to the workers the runs whose pull may have been lost:
+    running ones whose worker went silent (past the lease), and queued ones
+    waiting longer than RECAST_REQUEUE_AFTER while no worker has claimed
+    anything for as long (a broker that lost its messages). A queued point may
+    wait its turn for hours behind other users' points: while workers claim,
+    their pulls hand out the next ones, and more would pile up in the broker.
+    Claims are conditional, so a run handed out twice still runs once."""
     now = timezone.now()
     silent = Q(
         status=Status.RUNNING,
         heartbeat_at__lt=now - timedelta(seconds=settings.RECAST_RUN_LEASE),
     )
-    waiting = Q(
-        status=Status.QUEUED,
-        queued_at__lt=now - timedelta(seconds=settings.RECAST_REQUEUE_AFTER),
-    )
+    since = now - timedelta(seconds=settings.RECAST_REQUEUE_AFTER)
+    waiting = Q(status=Status.QUEUED, queued_at__lt=since)
+    if Run.objects.filter(started_at__gte=since).exists():
+        waiting = Q(pk__in=[])
     run_ids = [
         str(i)
         for i in Run.objects.filter(silent | waiting).values_list("id", flat=True)

@@ -1,25 +1,33 @@
 """Limits per user or group, the queued-points and CPU checks at submit, and
 the running limit at claim time: a run past it stays queued and is handed out
-again when a slot frees."""
+again when a slot frees; two submits of one user at once go one after the
+other."""
 
 from __future__ import annotations
 
 import io
 import json
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group, User
 from django.core.management import CommandError, call_command
+from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from recast.catalogue.models import Analysis
 from recast.core.errors import QuotaExceeded
 from recast.engine.events import StepEvent
+from recast.quotas import services as quota_services
 from recast.quotas.models import CpuUsage, Deferral
 from recast.quotas.selectors import limits_for, usage_for
 from recast.quotas.services import quota_set, runs_release_all, submit_check
+from recast.reinterpretation.idempotency import request_accept
 from recast.reinterpretation.inputs import check_point
 from recast.reinterpretation.models import Request
 from recast.reinterpretation.services import (
@@ -200,3 +208,47 @@ def test_staff_set_limits_with_a_management_command(alice: User) -> None:
     with pytest.raises(CommandError) as refused:
         call_command("quota_set", "--user", "zed", "--max-queued", "1")
     assert str(refused.value) == "no user 'zed'"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_submits_at_once_cannot_both_pass_the_queued_limit(
+    demo: Analysis, alice: User, queued: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if connection.vendor != "postgresql":
+        if os.environ.get("RECAST_REQUIRE_SERVICES") == "1":
+            pytest.fail("RECAST_REQUIRE_SERVICES=1 but DATABASE_URL is not PostgreSQL")
+        pytest.skip("the per-user row lock needs PostgreSQL")
+    quota_set(alice, {"max_queued": 3})
+    count = quota_services.points_count
+
+    def slow_count(owner: User, statuses: tuple[str, ...]) -> int:
+        # Wide open between the count and the write: without the lock both
+        # submits would count nothing queued and both be accepted.
+        counted = count(owner, statuses)
+        time.sleep(0.5)
+        return counted
+
+    monkeypatch.setattr(quota_services, "points_count", slow_count)
+    points = [
+        check_point(demo, {"patch": name}) for name in ("stop_450_0", "stop_550_0")
+    ]
+    start = threading.Barrier(2)
+
+    def accept(_: int) -> str:
+        start.wait()
+        try:
+            request_accept(demo, points, alice)
+            return "accepted"
+        except QuotaExceeded as refused:
+            return refused.message
+        finally:
+            close_old_connections()
+
+    with ThreadPoolExecutor(2) as submitters:
+        answers = sorted(submitters.map(accept, range(2)))
+
+    assert answers == [
+        "accepted",
+        "this request has 2 points; your limit on queued points is 3 and 2 are queued",
+    ]
+    assert Request.objects.filter(owner=alice).count() == 1

@@ -96,9 +96,10 @@ def test_the_sweeper_hands_out_silent_and_long_waiting_runs_again(
     for name in ("stop_450_0", "stop_550_0"):
         run_start(str(runs[name].id), "local")
     silence(runs["stop_450_0"], 61)  # its worker died
-    Run.objects.filter(id=runs["stop_650_0"].id).update(
-        queued_at=timezone.now() - timedelta(seconds=601)
-    )
+    long_ago = timezone.now() - timedelta(seconds=601)
+    Run.objects.filter(id=runs["stop_650_0"].id).update(queued_at=long_ago)
+    # Nothing claimed for as long: the broker may have lost its pulls.
+    Run.objects.update(started_at=long_ago)
 
     handed = runs_requeue_stale()
 
@@ -106,3 +107,21 @@ def test_the_sweeper_hands_out_silent_and_long_waiting_runs_again(
         [str(runs["stop_450_0"].id), str(runs["stop_650_0"].id)]
     )
     assert sorted(queued) == sorted(handed)
+
+
+def test_a_long_waiting_run_waits_its_turn_while_workers_claim(
+    demo: Analysis,
+    settings,
+    queued: list[str],  # type: ignore[no-untyped-def]
+) -> None:
+    settings.RECAST_REQUEUE_AFTER = 600
+    points = [check_point(demo, {"patch": n}) for n in ("stop_450_0", "stop_550_0")]
+    request = request_submit(demo, points, enqueue_runs=False)
+    busy, waiting = request.runs.order_by("point")
+    Run.objects.filter(id=waiting.id).update(
+        queued_at=timezone.now() - timedelta(seconds=601)
+    )
+    run_start(str(busy.id), "local")
+
+    assert runs_requeue_stale() == []
+    assert queued == []

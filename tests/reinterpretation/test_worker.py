@@ -55,6 +55,9 @@ def worker(transactional_db: None, tmp_path: Path) -> Iterator[subprocess.Popen[
         "RECAST_STEP_CACHE_DIR": str(settings.RECAST_STEP_CACHE_DIR),
         # CI runs as root; the worker itself runs no untrusted code.
         "C_FORCE_ROOT": "1",
+        # The worker cuts batches when it claims them, for one slot as the
+        # test says (the test process' setting decides how many pulls).
+        "RECAST_SCAN_SLOTS": "1",
     }
     log = (tmp_path / "worker.log").open("wb")
     process = subprocess.Popen(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -74,6 +75,30 @@ def start_server(
     url = f"http://127.0.0.1:{port}"
     wait_for_server(url, process, log)
     return process, url
+
+
+def start_worker(
+    env: dict[str, str], log: Path, concurrency: int = 2
+) -> subprocess.Popen[bytes]:
+    """`celery -A recast worker` with ``concurrency`` processes; returns once
+    it listens (a submit before that would wait for its start-up only)."""
+    with log.open("ab") as handle:  # the child keeps its own descriptor
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "recast", "worker",
+             "--pool=prefork", f"--concurrency={concurrency}", "--loglevel=INFO",
+             "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            cwd=REPO,
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while "ready." not in log.read_text(errors="replace"):
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop(process)
+            raise AssertionError(f"the worker did not start:\n{log.read_text()}")
+        time.sleep(0.2)
+    return process
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 30) -> None:
