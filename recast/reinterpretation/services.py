@@ -321,6 +321,29 @@ def request_refresh(request_id: Any) -> bool:
     return bool(moved) and status in FINISHED
 
 
+def runs_interrupted_requeue() -> int:
+    """In-process mode, before a server's processes start: every running run
+    was interrupted with the previous server (no other process could hold
+    it), so it goes back to queued and starts over. Returns how many."""
+    moved = Run.objects.filter(status=Status.RUNNING).update(status=Status.QUEUED)
+    if moved:
+        logger.info(
+            "%d run(s) interrupted with the previous server queued again", moved
+        )
+    return moved
+
+
+def runs_resumable() -> list[str]:
+    """Runs that no live process holds: queued ones, and running ones whose
+    process went silent past the lease (one that died)."""
+    silent = Q(
+        status=Status.RUNNING,
+        heartbeat_at__lt=timezone.now() - timedelta(seconds=settings.RECAST_RUN_LEASE),
+    )
+    found = Run.objects.filter(Q(status=Status.QUEUED) | silent)
+    return [str(i) for i in found.values_list("id", flat=True)]
+
+
 def runs_requeue_stale() -> list[str]:
     """Hand again to the workers the runs whose task may have been lost: running
     ones whose worker went silent (past the lease), and queued ones waiting
