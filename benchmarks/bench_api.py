@@ -37,6 +37,7 @@ WORKFLOWS = REPO / "workflows"
 SLUG = "demo-stop-1l"
 CLIENTS = 50
 SECONDS = 10
+WARMUP_SECONDS = 2
 TARGET_P99_MS = 200.0
 STATIC = "/static/rest_framework/js/default.js"
 SUBMIT_BODY = '{"analysis": "demo-stop-1l", "patches": ["stop_450_0"]}'
@@ -92,7 +93,9 @@ def parse(output: str) -> dict[str, Any]:
     }
 
 
-def wrk(server: Server, path: str, script: Path | None = None) -> dict[str, Any]:
+def wrk(
+    server: Server, path: str, script: Path | None = None, seconds: int = SECONDS
+) -> dict[str, Any]:
     """wrk against ``path``; adds the answers' status codes as the server's
     access log counted them (what wrk's error count is made of)."""
     command = [
@@ -103,7 +106,7 @@ def wrk(server: Server, path: str, script: Path | None = None) -> dict[str, Any]
         "-c",
         str(CLIENTS),
         "-d",
-        f"{SECONDS}s",
+        f"{seconds}s",
         "--timeout",
         "10s",
         "-H",
@@ -185,6 +188,11 @@ def main() -> Report:
             "status": (f"/api/v1/requests/{request_id}/", "get"),
             "submit": ("/api/v1/requests/", "post"),
         }
+        # Not measured: every server thread opens its database connection
+        # and every process loads its code once, as a server that has been up
+        # a while has done.
+        for path, method in endpoints.values():
+            wrk(server, path, lua[method], seconds=WARMUP_SECONDS)
         measured = {"static": wrk(server, STATIC)}
         for name, (path, method) in endpoints.items():
             measured[name] = wrk(server, path, lua[method])
@@ -224,7 +232,8 @@ def report(measured: dict[str, dict[str, Any]], broker: str) -> Report:
         "the latency of an answer when the server keeps up.",
         "server: recast serve (gunicorn, one process per core, 8 threads each, "
         "kept database connections) on loopback, authenticated by an API token; "
-        "rate limits lifted for the benchmark.",
+        f"rate limits lifted for the benchmark; {WARMUP_SECONDS} s of unmeasured "
+        "load on each endpoint first (connections opened, code loaded).",
         f"database: {database.split('@')[-1] if database else 'SQLite (WAL)'}; "
         + (
             "submissions queued on the broker, no worker running."

@@ -18,8 +18,10 @@ from django.db import connections
 from recast.reinterpretation.services import runs_interrupted_requeue
 
 # Kept connections save each answer a PostgreSQL connection (a backend process
-# started per request), which costs more than most answers.
-SERVE_CONN_MAX_AGE = "60"
+# started per request), which costs more than most answers; on a busy machine
+# opening one took hundreds of milliseconds, the slowest answers under load.
+# Health checks (settings) replace one the database dropped.
+SERVE_CONN_MAX_AGE = "600"
 
 
 def gunicorn_command(host: str, port: int, processes: int, threads: int) -> list[str]:
