@@ -40,6 +40,7 @@ class Server:
     token: str
     var: Path
     env: dict[str, str]
+    pid: int = 0  # the server's own process (gunicorn's master)
 
     @property
     def headers(self) -> dict[str, str]:
@@ -89,6 +90,7 @@ def platform_env(var: Path, workflows: Path, **extra: str) -> dict[str, str]:
         # A benchmark's clients poll and hammer on purpose: no rate limit.
         RECAST_THROTTLE_USER="10000000/minute",
         RECAST_THROTTLE_ANON="10000000/minute",
+        RECAST_THROTTLE_ADDRESS="10000000/minute",
     )
     if os.environ.get("RECAST_BENCH_DATABASE_URL"):
         env["DATABASE_URL"] = os.environ["RECAST_BENCH_DATABASE_URL"]
@@ -143,7 +145,7 @@ def serve(workflows: Path, workers: int = 2, **extra: str) -> Iterator[Server]:
         url = f"http://127.0.0.1:{port}"
         try:
             wait_for(url, process, log_path)
-            yield Server(url, token, var, env)
+            yield Server(url, token, var, env, process.pid)
         finally:
             process.terminate()
             process.wait(timeout=30)

@@ -124,6 +124,9 @@ DATABASES = {
     "default": dj_database_url.parse(
         env.string("DATABASE_URL", f"sqlite:///{VAR_DIR / 'recast.sqlite3'}"),
         conn_max_age=env.integer("RECAST_DB_CONN_MAX_AGE", 0),
+        # A kept connection that the database dropped (a restart) is replaced
+        # at the next request instead of failing it.
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -220,6 +223,12 @@ SPECTACULAR_SETTINGS = {
 CELERY_BROKER_URL = env.string("CELERY_BROKER_URL", "")
 # In-process background runs when no broker is set; `recast serve` turns them on.
 RECAST_INPROCESS_WORKERS = env.integer("RECAST_INPROCESS_WORKERS", 0)
+# `recast serve`: gunicorn worker processes (one Python process holds one core
+# at most) and threads in each (answers that wait on the database).
+RECAST_WEB_PROCESSES = env.integer(
+    "RECAST_WEB_PROCESSES", os.cpu_count() or 1, minimum=1
+)
+RECAST_WEB_THREADS = env.integer("RECAST_WEB_THREADS", 8, minimum=1)
 # How many batches of a scan run at once (Celery worker processes in all, or
 # in-process threads): a scan is cut into twice as many batches.
 RECAST_SCAN_SLOTS = env.integer(

@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import logging
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.contrib.auth.models import User
 from django.db.models import Q
@@ -22,6 +22,7 @@ from recast.core.errors import NotFound
 
 logger = logging.getLogger(__name__)
 PREFIX = "rc_"
+LAST_USED_EVERY = timedelta(minutes=1)
 
 
 def digest(token: str) -> str:
@@ -59,8 +60,19 @@ def token_user(token: str) -> User | None:
         return None
     if not row.user.is_active:
         return None
-    ApiToken.objects.filter(pk=row.pk).update(last_used_at=now)
+    last_used_touch(row, now)
     return row.user
+
+
+def last_used_touch(row: ApiToken, now: datetime) -> None:
+    """Record that the token was used, at most once a LAST_USED_EVERY per
+    token: a write on every request would cost more than most answers, and
+    a token's last use is shown to the minute. Conditional, so that clients
+    using one token at once write it once."""
+    if row.last_used_at is not None and now - row.last_used_at < LAST_USED_EVERY:
+        return
+    fresh = Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_EVERY)
+    ApiToken.objects.filter(fresh, pk=row.pk).update(last_used_at=now)
 
 
 def token_revoke(user: User, prefix: str) -> None:

@@ -10,7 +10,7 @@ from rest_framework import serializers
 from recast.accounts.models import ApiToken
 from recast.catalogue.models import Analysis
 from recast.reinterpretation.models import Request, Run, Step, Validation
-from recast.reinterpretation.selectors import run_summary, status_counts
+from recast.reinterpretation.selectors import counts_of, run_summary, status_counts
 
 
 class AnalysisListSerializer(serializers.ModelSerializer[Analysis]):
@@ -183,9 +183,20 @@ class RequestDetailSerializer(RequestListSerializer):
             "runs",
         ]
 
+    def runs_of(self, request: Request) -> list[Run]:
+        """The request's runs with their steps, read once for its counts and
+        its runs both."""
+        read: dict[Any, list[Run]] = self.context.setdefault("runs", {})
+        if request.pk not in read:
+            runs = request.runs.prefetch_related("steps").order_by("point")
+            read[request.pk] = list(runs)
+        return read[request.pk]
+
+    def get_counts(self, request: Request) -> dict[str, int]:
+        return counts_of(self.runs_of(request))
+
     def get_runs(self, request: Request) -> list[dict[str, Any]]:
-        runs = request.runs.prefetch_related("steps").order_by("point")
-        return list(RunSerializer(runs, many=True).data)
+        return list(RunSerializer(self.runs_of(request), many=True).data)
 
 
 class RequestCreateSerializer(serializers.Serializer[Any]):

@@ -139,7 +139,7 @@ class RequestListCreate(APIView):
     def get(self, request: HttpRequest) -> Response:
         paginator = StrictLimitOffsetPagination()
         page = paginator.paginate_queryset(
-            selectors.request_list(request.user), request, view=self
+            selectors.request_list_counted(request.user), request, view=self
         )
         return paginator.get_paginated_response(
             out.RequestListSerializer(page, many=True).data
@@ -222,7 +222,7 @@ class RequestDetail(APIView):
 
     @extend_schema(responses=out.RequestDetailSerializer)
     def get(self, request: HttpRequest, request_id: str) -> Response:
-        found = selectors.request_for(request.user, request_id)
+        found = selectors.request_detail_for(request.user, request_id)
         return Response(out.RequestDetailSerializer(found).data)
 
 

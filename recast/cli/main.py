@@ -474,16 +474,36 @@ def export(request_id: str, target: str, output: Path) -> None:
     "--workers",
     default=os.cpu_count() or 1,
     type=int,
-    help="batches of runs at once, on background threads (no broker); "
-    "default: one per core",
+    help="batches of runs at once, on background threads of each web process "
+    "(no broker); default: one per core",
 )
-def serve(host: str, port: int, workers: int) -> None:
+@click.option(
+    "--processes",
+    type=click.IntRange(min=1),
+    help="gunicorn worker processes; default: RECAST_WEB_PROCESSES (the cores)",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    help="threads per web process; default: RECAST_WEB_THREADS (8)",
+)
+def serve(
+    host: str, port: int, workers: int, processes: int | None, threads: int | None
+) -> None:
     """Start the web server (gunicorn). With no broker configured, requests run
     on background threads in the server itself."""
     django_setup(quiet=True)
+    from django.conf import settings
+
     from recast.cli.serving import serve as start
 
-    start(host, port, workers)
+    start(
+        host,
+        port,
+        workers,
+        processes or settings.RECAST_WEB_PROCESSES,
+        threads or settings.RECAST_WEB_THREADS,
+    )
 
 
 @archive.command("rerun")

@@ -148,20 +148,19 @@ def dispatch(run_ids: list[str]) -> None:
 
 
 def resume() -> None:
-    """In-process mode only: queue again what an earlier server process left.
+    """In-process mode only: each server process, as it starts, hands its
+    threads what no live process holds (queued runs, and silent ones).
 
-    A run left running was interrupted (there is no other process that could
-    hold it), so it goes back to queued and starts over.
+    Runs left running by the previous server were queued again by
+    ``recast serve`` before its processes started; doing that here would take
+    live runs from a sibling process. Several processes may hand out the
+    same queued run: starting a run is a conditional update, so it runs once.
     """
     if settings.CELERY_BROKER_URL or not settings.RECAST_INPROCESS_WORKERS:
         return
-    from recast.reinterpretation.models import Run, Status
+    from recast.reinterpretation.services import runs_resumable
 
-    Run.objects.filter(status=Status.RUNNING).update(status=Status.QUEUED)
-    pending = [
-        str(i)
-        for i in Run.objects.filter(status=Status.QUEUED).values_list("id", flat=True)
-    ]
+    pending = runs_resumable()
     if pending:
         logger.info("resuming %d queued run(s)", len(pending))
         dispatch(pending)

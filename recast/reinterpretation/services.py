@@ -15,7 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
@@ -143,9 +143,7 @@ def step_record(run_id: str, attempt: int, event: StepEvent) -> None:
         fields["started_at"] = timezone.now()
     else:
         fields["finished_at"] = timezone.now()
-    Step.objects.update_or_create(
-        run_id=run_id, attempt=attempt, name=event.name, defaults=fields
-    )
+    step_write(run_id, attempt, event.name, fields)
     quotas.usage_record(run_id, attempt, event)
     logger.info(
         "run %s step %s %s%s",
@@ -154,6 +152,20 @@ def step_record(run_id: str, attempt: int, event: StepEvent) -> None:
         "reused from the cache" if fields["reused"] else event.kind,
         f": {event.reason}" if event.reason else "",
     )
+
+
+def step_write(run_id: str, attempt: int, name: str, fields: dict[str, Any]) -> None:
+    """Update the step's row, or create it: one statement when the row is
+    there (a step's end), where update_or_create takes a transaction, a
+    locking read and a write for every event."""
+    rows = Step.objects.filter(run_id=run_id, attempt=attempt, name=name)
+    if rows.update(**fields):
+        return
+    try:
+        with transaction.atomic():
+            Step.objects.create(run_id=run_id, attempt=attempt, name=name, **fields)
+    except IntegrityError:
+        rows.update(**fields)  # written meanwhile by another event of the step
 
 
 def run_heartbeat(run_id: str, attempt: int) -> bool:
@@ -319,6 +331,29 @@ def request_refresh(request_id: Any) -> bool:
         .update(status=status, finished_at=finished_at)
     )
     return bool(moved) and status in FINISHED
+
+
+def runs_interrupted_requeue() -> int:
+    """In-process mode, before a server's processes start: every running run
+    was interrupted with the previous server (no other process could hold
+    it), so it goes back to queued and starts over. Returns how many."""
+    moved = Run.objects.filter(status=Status.RUNNING).update(status=Status.QUEUED)
+    if moved:
+        logger.info(
+            "%d run(s) interrupted with the previous server queued again", moved
+        )
+    return moved
+
+
+def runs_resumable() -> list[str]:
+    """Runs that no live process holds: queued ones, and running ones whose
+    process went silent past the lease (one that died)."""
+    silent = Q(
+        status=Status.RUNNING,
+        heartbeat_at__lt=timezone.now() - timedelta(seconds=settings.RECAST_RUN_LEASE),
+    )
+    found = Run.objects.filter(Q(status=Status.QUEUED) | silent)
+    return [str(i) for i in found.values_list("id", flat=True)]
 
 
 def runs_requeue_stale() -> list[str]:

@@ -88,3 +88,19 @@ def test_a_wrong_password_is_refused_on_the_page(client) -> None:  # type: ignor
 
     assert page.status_code == 200
     assert b'role="alert"' in page.content
+
+
+@pytest.mark.django_db
+def test_a_token_records_its_use_at_most_once_a_minute() -> None:
+    row, token = token_create(User.objects.create_user("hal"))
+
+    token_user(token)
+    first = ApiToken.objects.get(pk=row.pk).last_used_at
+    token_user(token)
+    assert first is not None
+    assert ApiToken.objects.get(pk=row.pk).last_used_at == first
+
+    # A minute later, the next use is recorded.
+    ApiToken.objects.filter(pk=row.pk).update(last_used_at=first - timedelta(minutes=2))
+    token_user(token)
+    assert ApiToken.objects.get(pk=row.pk).last_used_at > first - timedelta(minutes=1)
