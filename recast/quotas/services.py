@@ -4,7 +4,9 @@
 A check counts, then acts: both happen while the user's row is locked
 (``owner_lock``, PostgreSQL; SQLite runs one write transaction at a time), so
 two submits, or two claims, of one user at the same instant go one after the
-other and the second counts what the first added.
+other and the second counts what the first added. Only the claim of given runs
+(``run_claim_allowed``: ``recast run`` and tasks queued by earlier versions)
+still counts without the lock.
 """
 
 from __future__ import annotations
