@@ -212,6 +212,12 @@ class RequestCreateSerializer(serializers.Serializer[Any]):
         default=True,
         help_text="false: run every step, reusing nothing from the step cache",
     )
+    credentials = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="names of your credentials that the steps are handed while they "
+        "run (for private inputs); such steps are never cached",
+    )
 
 
 @extend_schema_field({"type": "string", "format": "binary", "minLength": 1})
