@@ -278,6 +278,10 @@ RECAST_LOCAL_ISOLATION = env.choice(
     "bwrap" if PRODUCTION else "auto",
     ("auto", "bwrap", "none"),
 )
+# Where the Docker backend makes each step's credentials folder: empty for
+# /dev/shm (memory); a worker in a container needs a folder the engine sees
+# at the same path (deploy/compose.yaml shares the host's /dev/shm/recast).
+RECAST_STEP_SECRETS_DIR = env.path("RECAST_STEP_SECRETS_DIR", Path("/dev/shm"))  # noqa: S108
 # Container backends: what a step gets unless its spec asks for more.
 RECAST_STEP_MEMORY_MB = env.integer("RECAST_STEP_MEMORY_MB", 4096, minimum=64)
 RECAST_STEP_CPUS = env.integer("RECAST_STEP_CPUS", 1, minimum=1)

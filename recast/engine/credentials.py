@@ -33,23 +33,31 @@ def variable(name: str) -> str:
     return PREFIX + re.sub(r"[^A-Z0-9]", "_", name.upper())
 
 
-def private_parent() -> str | None:
-    if MEMORY.is_dir() and os.access(MEMORY, os.W_OK | os.X_OK):
-        return str(MEMORY)
-    return None  # the system's temporary folder
+def private_parent(given: Path | None) -> str | None:
+    """Where step folders are made: ``given``, else /dev/shm, else the
+    system's temporary folder (None)."""
+    for parent in [given, MEMORY] if given else [MEMORY]:
+        if parent.is_dir() and os.access(parent, os.W_OK | os.X_OK):
+            return str(parent)
+    if given:
+        given.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return str(given)
+    return None
 
 
 @contextlib.contextmanager
 def handed_over(
-    values: Mapping[str, str], owner: int | None = None
+    values: Mapping[str, str], owner: int | None = None, parent: Path | None = None
 ) -> Iterator[Path | None]:
-    """A fresh private folder holding one file per credential (None when
-    there are none), readable by the worker or by ``owner`` (a container's
-    uid) alone, and removed on the way out, also on an error."""
+    """A fresh private folder (under ``parent`` if given) holding one file per
+    credential (None when there are none), readable by the worker or by
+    ``owner`` (a container's uid) alone, and removed on the way out, also on
+    an error."""
     if not values:
         yield None
         return
-    folder = Path(tempfile.mkdtemp(prefix="recast-credentials-", dir=private_parent()))
+    where = private_parent(parent)
+    folder = Path(tempfile.mkdtemp(prefix="recast-credentials-", dir=where))
     try:
         for name, value in values.items():
             path = folder / name

@@ -70,7 +70,10 @@ def executor_for(batch: Batch, rundir: Path) -> Executor:
     if settings.RECAST_BACKEND == "docker":
         from recast.engine.docker import DockerExecutor
 
-        return DockerExecutor(images, rundir, memory_mb, cpus, labels)
+        secrets = settings.RECAST_STEP_SECRETS_DIR
+        return DockerExecutor(
+            images, rundir, memory_mb, cpus, labels, secrets_dir=secrets
+        )
     if settings.RECAST_BACKEND == "kubernetes":
         from recast.engine.kubernetes import KubernetesConfig, KubernetesExecutor
 
