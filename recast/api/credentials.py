@@ -34,7 +34,9 @@ class CredentialCreateSerializer(serializers.Serializer[Any]):
         write_only=True,
         help_text="the secret; stored encrypted, never shown again",
     )
-    description = serializers.CharField(max_length=200, required=False, default="")
+    description = serializers.CharField(
+        max_length=200, required=False, allow_blank=True, default=""
+    )
 
 
 class CredentialListCreate(APIView):
