@@ -15,6 +15,7 @@ from recast.catalogue.models import Analysis
 from recast.core.errors import Conflict, InvalidInput, NotFound
 from recast.credentials import crypto
 from recast.credentials.models import Credential, CredentialUse
+from recast.notifications.models import Webhook
 from recast.reinterpretation.idempotency import request_accept
 from recast.reinterpretation.inputs import PointInputs
 from recast.reinterpretation.models import Request
@@ -144,11 +145,17 @@ def credentials_attach(request: Request, names: Sequence[str]) -> None:
 
 
 def credentials_rotate() -> int:
-    """Encrypt every stored credential again under the newest key, so the
-    older keys can be dropped; returns how many were rewritten."""
+    """Encrypt every stored credential and webhook secret again under the
+    newest key, so the older keys can be dropped; returns how many were
+    rewritten. Call it in a transaction (the rows are locked until it ends)."""
     count = 0
     for credential in Credential.objects.select_for_update().iterator():
         credential.ciphertext = crypto.rotate(credential.ciphertext)
         credential.save(update_fields=["ciphertext"])
         count += 1
+    for webhook in Webhook.objects.select_for_update().iterator():
+        webhook.secret_ciphertext = crypto.rotate(webhook.secret_ciphertext)
+        webhook.save(update_fields=["secret_ciphertext"])
+        count += 1
+    logger.info("re-encrypted %d secret(s) under the newest key", count)
     return count
