@@ -229,3 +229,25 @@ def test_bwrap_mode_refuses_a_step_where_bwrap_cannot_run(
         "could not start: local steps must be isolated "
         "(RECAST_LOCAL_ISOLATION=bwrap), but bubblewrap (bwrap) is not installed"
     )
+
+
+@pytest.mark.parametrize("ending", ["exit 0", "exit 3", "sleep 30"])
+def test_credentials_are_handed_over_and_removed_however_the_step_ends(
+    envs: Path,
+    image: dict[str, str],
+    runs: tuple[tuple[Path, Path], ...],
+    ending: str,
+) -> None:
+    (root, folder), _ = runs
+    executor = LocalExecutor(envs, {"test/plain": image}, root, "bwrap")
+    command = 'cat "$RECAST_CREDENTIAL_EOS_TOKEN"; echo; echo "$RECAST_CREDENTIALS_DIR"'
+    job = step(root, folder, f"{command}; {ending}", timeout=2)
+    job.credentials = {"eos-token": "tok-3Zb8Qw1x"}
+
+    outcome = executor.run(job, lambda: False)
+
+    value, handed = log_of(job).split()
+    assert value == "tok-3Zb8Qw1x"
+    assert not handed.startswith(str(root)) and not Path(handed).exists()
+    assert outcome.ok == (ending == "exit 0")
+    assert outcome.environment["credentials"] == ["eos-token"]
