@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from recast.api.notifications import user_of
+from recast.api.serializers import StrictCharField
 from recast.credentials import selectors, services
 from recast.credentials.models import Credential
 
@@ -22,19 +23,38 @@ class CredentialSerializer(serializers.ModelSerializer[Credential]):
         fields = ["name", "description", "created_at"]
 
 
-class CredentialCreateSerializer(serializers.Serializer[Any]):
-    """The name and value are checked by the service, which names the field."""
+class StrictRegexField(serializers.RegexField):
+    """A string matching the pattern, and only a string (DRF reads 0 as "0")."""
 
-    name = serializers.CharField(
-        max_length=64, help_text="lower-case letters, digits, '-' and '_'"
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            raise serializers.ValidationError("must be a string")
+        return str(super().to_internal_value(data))
+
+
+class CredentialCreateSerializer(serializers.Serializer[Any]):
+    """The service checks the name and value again with the same messages."""
+
+    name = StrictRegexField(
+        services.NAME_PATTERN,
+        max_length=64,
+        error_messages={"invalid": services.NAME_RULE},
+        help_text="lower-case letters, digits, '-' and '_'",
     )
-    value = serializers.CharField(
+    value = StrictRegexField(
+        services.VALUE_PATTERN,
+        min_length=services.MIN_VALUE,
         max_length=services.MAX_VALUE,
         trim_whitespace=False,
         write_only=True,
+        error_messages={
+            "invalid": services.VALUE_SPACE_RULE,
+            "min_length": services.VALUE_LENGTH_RULE,
+            "max_length": services.VALUE_LENGTH_RULE,
+        },
         help_text="the secret; stored encrypted, never shown again",
     )
-    description = serializers.CharField(
+    description = StrictCharField(
         max_length=200, required=False, allow_blank=True, default=""
     )
 

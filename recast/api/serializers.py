@@ -213,7 +213,7 @@ class RequestCreateSerializer(serializers.Serializer[Any]):
         help_text="false: run every step, reusing nothing from the step cache",
     )
     credentials = serializers.ListField(
-        child=serializers.CharField(),
+        child=serializers.RegexField(r"^[a-z0-9][a-z0-9_-]{0,63}$"),
         required=False,
         help_text="names of your credentials that the steps are handed while they "
         "run (for private inputs); such steps are never cached",

@@ -23,30 +23,32 @@ from recast.reinterpretation.models import Request
 logger = logging.getLogger(__name__)
 
 NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+NAME_RULE = (
+    "a credential's name is 1 to 64 lower-case letters, digits, '-' or '_', "
+    "starting with a letter or digit"
+)
 # Shorter values would be scrubbed from logs everywhere they happen to occur
 # (a four-letter token matches ordinary words) and are no credential anyway.
 MIN_VALUE = 8
 MAX_VALUE = 16_384
+VALUE_LENGTH_RULE = f"must be a string of {MIN_VALUE} to {MAX_VALUE} characters"
+VALUE_SPACE_RULE = "must not start or end with white space or hold a NUL"
+# The same rules as patterns, for the API's schema.
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+VALUE_PATTERN = r"^[^\s\x00]([^\x00]*[^\s\x00])?$"
 
 
 def name_check(name: Any, field: str = "$.name") -> str:
     if not isinstance(name, str) or not NAME.fullmatch(name):
-        raise InvalidInput(
-            f"{field}: a credential's name is 1 to 64 lower-case letters, digits, "
-            "'-' or '_', starting with a letter or digit"
-        )
+        raise InvalidInput(f"{field}: {NAME_RULE}")
     return name
 
 
 def value_check(value: Any) -> str:
     if not isinstance(value, str) or not MIN_VALUE <= len(value) <= MAX_VALUE:
-        raise InvalidInput(
-            f"$.value: must be a string of {MIN_VALUE} to {MAX_VALUE} characters"
-        )
+        raise InvalidInput(f"$.value: {VALUE_LENGTH_RULE}")
     if value != value.strip() or "\x00" in value:
-        raise InvalidInput(
-            "$.value: must not start or end with white space or hold a NUL"
-        )
+        raise InvalidInput(f"$.value: {VALUE_SPACE_RULE}")
     return value
 
 
