@@ -58,6 +58,16 @@ TOP_LEVEL = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 PRIVATE = ("--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev")  # noqa: S108
 
 
+# New namespaces of every kind, the step as STEP_ID inside; no capability,
+# even in the bounding set (a root worker's sandbox would keep it), and no
+# user namespace of its own inside: the kernel's namespace code is what a
+# step would attack to get out. --disable-userns needs bubblewrap 0.8.
+NAMESPACES = (
+    *("--unshare-all", "--unshare-user", "--disable-userns", "--cap-drop", "ALL"),
+    *("--uid", STEP_ID, "--gid", STEP_ID),
+)
+
+
 class IsolationUnavailable(Exception):
     """RECAST_LOCAL_ISOLATION=bwrap, yet bubblewrap cannot run here."""
 
@@ -69,9 +79,8 @@ def bwrap_works() -> str | None:
     executable = shutil.which("bwrap")
     if executable is None:
         return "bubblewrap (bwrap) is not installed"
-    probe = [executable, *system_mounts(), "--unshare-all", "--unshare-user"]
     done = subprocess.run(
-        [*probe, "--uid", STEP_ID, "--gid", STEP_ID, "true"],
+        [executable, *system_mounts(), *PRIVATE, *NAMESPACES, "true"],
         capture_output=True,
         text=True,
         check=False,
@@ -149,8 +158,7 @@ def wrap(
     for path in [venv, *([home] if home else []), *readable]:
         arguments += ["--ro-bind-try", str(path), str(path)]
     arguments += ["--bind", writable, writable]
-    arguments += ["--unshare-all", "--unshare-user"]
-    arguments += ["--uid", STEP_ID, "--gid", STEP_ID]
+    arguments += NAMESPACES
     if network:
         arguments.append("--share-net")
     # The step's shell is the sandbox's first process, a child of bwrap that

@@ -251,3 +251,24 @@ def test_credentials_are_handed_over_and_removed_however_the_step_ends(
     assert not handed.startswith(str(root)) and not Path(handed).exists()
     assert outcome.ok == (ending == "exit 0")
     assert outcome.environment["credentials"] == ["eos-token"]
+
+
+def test_an_isolated_step_has_no_capability_and_no_user_namespace_of_its_own(
+    envs: Path, image: dict[str, str], runs: tuple[tuple[Path, Path], ...]
+) -> None:
+    (root, folder), _ = runs
+    executor = LocalExecutor(envs, {"test/plain": image}, root, "bwrap")
+    command = "id -u; grep -E 'Cap(Eff|Bnd)' /proc/self/status; "
+    command += "unshare --user true 2>/dev/null || echo no-user-namespace"
+    job = step(root, folder, command)
+
+    executor.run(job, lambda: False)
+
+    assert log_of(job).split() == [
+        "1000",
+        "CapEff:",
+        "0000000000000000",
+        "CapBnd:",
+        "0000000000000000",
+        "no-user-namespace",
+    ]
