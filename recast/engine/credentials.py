@@ -33,16 +33,17 @@ def variable(name: str) -> str:
     return PREFIX + re.sub(r"[^A-Z0-9]", "_", name.upper())
 
 
+def usable(folder: Path) -> bool:
+    return folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)
+
+
 def private_parent(given: Path | None) -> str | None:
-    """Where step folders are made: ``given``, else /dev/shm, else the
-    system's temporary folder (None)."""
-    for parent in [given, MEMORY] if given else [MEMORY]:
-        if parent.is_dir() and os.access(parent, os.W_OK | os.X_OK):
-            return str(parent)
-    if given:
+    """Where step folders are made: ``given`` (made if missing), else
+    /dev/shm, else the system's temporary folder (None)."""
+    if given is not None and given != MEMORY:
         given.mkdir(mode=0o700, parents=True, exist_ok=True)
         return str(given)
-    return None
+    return str(MEMORY) if usable(MEMORY) else None
 
 
 @contextlib.contextmanager
