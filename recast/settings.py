@@ -6,11 +6,13 @@ With nothing set, the platform runs embedded: a SQLite file and all state under
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from recast import env
 
@@ -38,6 +40,27 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
+
+
+def _credentials_keys() -> list[str]:
+    """Fernet keys for stored credentials and webhook secrets, newest first
+    (the first encrypts; all decrypt, for rotation). Production must give
+    them; elsewhere one is made once and kept beside the secret key, never
+    derived from it."""
+    given = env.strings("RECAST_CREDENTIALS_KEYS", "")
+    if given or PRODUCTION:
+        if not given:
+            raise ImproperlyConfigured("RECAST_CREDENTIALS_KEYS must be set")
+        return given
+    keyfile = VAR_DIR / "credentials_key"
+    if not keyfile.exists():
+        keyfile.parent.mkdir(parents=True, exist_ok=True)
+        keyfile.write_text(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
+        keyfile.chmod(0o600)
+    return [keyfile.read_text().strip()]
+
+
+RECAST_CREDENTIALS_KEYS = _credentials_keys()
 # Where people reach this platform; exports link back to it.
 RECAST_PUBLIC_URL = env.string("RECAST_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
 ALLOWED_HOSTS = env.strings("RECAST_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
@@ -58,6 +81,7 @@ INSTALLED_APPS = [
     "recast.catalogue",
     "recast.reinterpretation",
     "recast.notifications",
+    "recast.credentials",
     "recast.quotas",
     "recast.api",
     "recast.portal",
@@ -260,6 +284,18 @@ RECAST_ARCHIVE_DIR = env.path("RECAST_ARCHIVE_DIR", VAR_DIR / "archive")
 RECAST_UPLOAD_DIR = env.path("RECAST_UPLOAD_DIR", VAR_DIR / "uploads")
 RECAST_ENVS_DIR = env.path("RECAST_ENVS_DIR", VAR_DIR / "envs")
 RECAST_STEP_TIMEOUT = env.integer("RECAST_STEP_TIMEOUT", 3600, minimum=1)
+# How a local step is kept from other runs' workspaces (engine.isolation):
+# bwrap (refuse when bubblewrap cannot run), auto (wrap where it can, warn
+# where not), none. Production refuses by default.
+RECAST_LOCAL_ISOLATION = env.choice(
+    "RECAST_LOCAL_ISOLATION",
+    "bwrap" if PRODUCTION else "auto",
+    ("auto", "bwrap", "none"),
+)
+# Where the Docker backend makes each step's credentials folder: empty for
+# /dev/shm (memory); a worker in a container needs a folder the engine sees
+# at the same path (deploy/compose.yaml shares the host's /dev/shm/recast).
+RECAST_STEP_SECRETS_DIR = env.path("RECAST_STEP_SECRETS_DIR", Path("/dev/shm"))  # noqa: S108
 # Container backends: what a step gets unless its spec asks for more.
 RECAST_STEP_MEMORY_MB = env.integer("RECAST_STEP_MEMORY_MB", 4096, minimum=64)
 RECAST_STEP_CPUS = env.integer("RECAST_STEP_CPUS", 1, minimum=1)

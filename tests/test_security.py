@@ -37,6 +37,7 @@ def test_the_deployment_check_is_clean_on_production_settings(tmp_path) -> None:
         **os.environ,
         "RECAST_PRODUCTION": "true",
         "RECAST_SECRET_KEY": "k" * 30 + "Q9#x" * 10,
+        "RECAST_CREDENTIALS_KEYS": "zJ0wH3bqN1aQ2sV5xK8mP4rT7uY9cE6fG0hL3nB5dW8=",
         "RECAST_ALLOWED_HOSTS": "recast.example",
         "RECAST_VAR_DIR": str(tmp_path),
     }

@@ -223,6 +223,12 @@ class RequestCreateSerializer(serializers.Serializer[Any]):
         default=True,
         help_text="false: run every step, reusing nothing from the step cache",
     )
+    credentials = serializers.ListField(
+        child=serializers.RegexField(r"^[a-z0-9][a-z0-9_-]{0,63}$"),
+        required=False,
+        help_text="names of your credentials that the steps are handed while they "
+        "run (for private inputs); such steps are never cached",
+    )
 
 
 @extend_schema_field({"type": "string", "format": "binary", "minLength": 1})

@@ -1,7 +1,7 @@
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from recast.api import notifications, quotas, views
+from recast.api import credentials, notifications, quotas, views
 
 urlpatterns = [
     path("analyses/", views.AnalysisList.as_view(), name="analysis-list"),
@@ -45,6 +45,16 @@ urlpatterns = [
     path("runs/<str:run_id>/archive/", views.RunArchive.as_view(), name="run-archive"),
     path("runs/<str:run_id>/logs/<str:step>/", views.RunLog.as_view(), name="run-log"),
     path("tokens/", views.TokenListCreate.as_view(), name="token-list"),
+    path(
+        "credentials/",
+        credentials.CredentialListCreate.as_view(),
+        name="credential-list",
+    ),
+    path(
+        "credentials/<str:name>/",
+        credentials.CredentialDelete.as_view(),
+        name="credential-delete",
+    ),
     path("tokens/<str:prefix>/", views.TokenRevoke.as_view(), name="token-revoke"),
     path(
         "analyses/<slug:slug>/follow/",

@@ -27,9 +27,10 @@ from recast.archive.exports import analyses_json
 from recast.catalogue.models import Analysis
 from recast.catalogue.selectors import analysis_get, analysis_list, analysis_search
 from recast.core.errors import InvalidInput, NotFound
+from recast.credentials.services import credential_names_check, request_accept_using
 from recast.reinterpretation import selectors
 from recast.reinterpretation.exports import TARGETS, request_export
-from recast.reinterpretation.idempotency import key_check, request_accept
+from recast.reinterpretation.idempotency import key_check
 from recast.reinterpretation.models import Request, Run
 from recast.reinterpretation.services import request_cancel
 from recast.reinterpretation.submission import (
@@ -210,7 +211,10 @@ class RequestListCreate(APIView):
         points = points_from(analysis, data, files, attached)
         use_cache = cache_flag(data)
         owner = request.user if isinstance(request.user, User) else None
-        created, new = request_accept(analysis, points, owner, key, use_cache)
+        names = credential_names_check(owner, data.get("credentials"))
+        created, new = request_accept_using(
+            analysis, points, owner, names, key, use_cache
+        )
         return Response(
             out.RequestDetailSerializer(created).data,
             status=status.HTTP_201_CREATED if new else status.HTTP_200_OK,

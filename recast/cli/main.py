@@ -20,6 +20,7 @@ import click
 
 from recast.cli import notify, remote
 from recast.cli.client import Client, ClientError, config_write, server_configured
+from recast.cli.credentials import credentials
 from recast.cli.local import django_setup
 from recast.cli.output import print_json, print_table
 from recast.core.errors import RecastError
@@ -299,6 +300,13 @@ def login(url: str, token: str) -> None:
 @click.option(
     "--no-cache", is_flag=True, help="run every step; reuse nothing from the cache"
 )
+@click.option(
+    "--credential",
+    "credential_names",
+    multiple=True,
+    metavar="NAME",
+    help="hand the steps your stored credential NAME while they run (repeatable)",
+)
 def submit(
     slug: str,
     signal: Path | None,
@@ -309,6 +317,7 @@ def submit(
     watch: bool,
     as_json: bool,
     no_cache: bool,
+    credential_names: tuple[str, ...],
 ) -> None:
     """Submit a reinterpretation request to the server; prints its id."""
     chosen = [
@@ -332,7 +341,15 @@ def submit(
             raise click.UsageError(f"--input {key}=@{value}: no such file")
     client = Client()
     created = remote.submit_request(
-        client, slug, signal, patches, scan, name, pairs, use_cache=not no_cache
+        client,
+        slug,
+        signal,
+        patches,
+        scan,
+        name,
+        pairs,
+        use_cache=not no_cache,
+        credentials=list(credential_names),
     )
     if not watch:
         print_json(created) if as_json else click.echo(created["id"])
@@ -554,6 +571,7 @@ def archive_rerun(path: Path, rtol: float, as_json: bool) -> None:
 
 cli.add_command(notify.notifications)
 cli.add_command(notify.usage)
+cli.add_command(credentials)
 
 
 def main() -> None:

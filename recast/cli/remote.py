@@ -31,12 +31,16 @@ def submit_request(
     name: str | None,
     given: list[tuple[str, Any]] | None = None,
     use_cache: bool = True,
+    credentials: list[str] | None = None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"analysis": slug}
     if name:
         body["name"] = name
     if not use_cache:
         body["cache"] = False
+    if credentials:
+        # A multipart form carries it as one string; the server reads both.
+        body["credentials"] = ",".join(credentials)
     if given:
         # Files go as multipart fields named by their input; the rest as JSON.
         inputs = {key: value for key, value in given if not isinstance(value, Path)}

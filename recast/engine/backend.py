@@ -17,6 +17,7 @@ from packtivity import syncbackends
 from packtivity.asyncbackends import ForegroundProxy
 
 from recast.engine import cache as step_cache
+from recast.engine import credentials as step_credentials
 from recast.engine.cache import StepCache
 from recast.engine.events import CancelCheck, Observer, StepEvent, StepJob, StepOutcome
 
@@ -58,8 +59,10 @@ class RecastBackend:
         cancelled: CancelCheck,
         timeout: int,
         cache: StepCache | None = None,
+        credentials: dict[str, str] | None = None,
     ) -> None:
         self.executor = executor
+        self.credentials = credentials or {}
         self.cache = cache
         self.observer = observer
         self.logs_dir = logs_dir
@@ -89,6 +92,7 @@ class RecastBackend:
             env={str(k): str(v) for k, v in (environment.get("env") or {}).items()},
             timeout=self.timeout,
             resources=list(environment.get("resources") or []),
+            credentials=dict(self.credentials),
         )
 
     def submit(
@@ -104,9 +108,13 @@ class RecastBackend:
             )
         )
 
-        outcome, cached = step_cache.run_step(
-            self.cache, self.executor, job, parameters.json(), self.cancelled
-        )
+        try:
+            outcome, cached = step_cache.run_step(
+                self.cache, self.executor, job, parameters.json(), self.cancelled
+            )
+        finally:
+            # Before anything reads the log (the failure reason quotes it).
+            step_credentials.scrub_file(Path(job.log_path), job.credentials)
         event = StepEvent(
             "finished",
             name,

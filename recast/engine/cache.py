@@ -466,7 +466,12 @@ def run_step(
     Returns the outcome and what the step's provenance says about the cache
     (empty when the step was not cached). A failed step is never stored.
     """
+    # A step handed credentials reads private inputs its key cannot see
+    # (hashing the value would not do: whoever shares a cache entry would
+    # get outputs made from someone else's private data): never cached.
     key = step_key(cache, executor, job, parameters) if cache else None
+    if job.credentials:
+        key = None
     if cache is None or key is None:
         return executor.run(job, cancelled), {}
 

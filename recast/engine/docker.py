@@ -22,6 +22,7 @@ import requests.exceptions
 from docker.models.containers import Container
 from docker.models.images import Image
 
+from recast.engine import credentials
 from recast.engine.events import CancelCheck, StepJob, StepOutcome
 from recast.engine.images import RECIPE_LABEL, recipe_tag
 from recast.engine.limits import Limits, step_limits
@@ -37,6 +38,8 @@ STOP_GRACE_SECONDS = 5
 # The uid steps run as when the worker itself is root (never root inside).
 STEP_UID = 1000
 LABEL = "org.recast.step"
+# Where a step's credentials folder appears inside its container.
+CREDENTIALS_MOUNT = "/run/recast/credentials"
 
 
 class CannotStart(Exception):
@@ -55,18 +58,27 @@ def writable_by(folder: Path, uid: int) -> None:
         os.chown(folder, uid, uid)
 
 
-def volumes(job: StepJob, root: Path | None) -> dict[str, dict[str, str]]:
+def volumes(
+    job: StepJob, root: Path | None, secrets: Path | None = None
+) -> dict[str, dict[str, str]]:
     """Bind mounts: the run folder and the step's inputs read-only, its output
-    folder read-write (mounted last, over the read-only run folder)."""
+    folder read-write (mounted last, over the read-only run folder), and its
+    credentials folder (if any) read-only at CREDENTIALS_MOUNT."""
     mounts = {path: {"bind": path, "mode": "ro"} for path in job.readonly}
     if root is not None:
         mounts[str(root)] = {"bind": str(root), "mode": "ro"}
     mounts[job.workdir] = {"bind": job.workdir, "mode": "rw"}
+    if secrets is not None:
+        mounts[str(secrets)] = {"bind": CREDENTIALS_MOUNT, "mode": "ro"}
     return mounts
 
 
 def container_options(
-    job: StepJob, limits: Limits, root: Path | None, uid: int
+    job: StepJob,
+    limits: Limits,
+    root: Path | None,
+    uid: int,
+    secrets: Path | None = None,
 ) -> dict[str, Any]:
     environment = {
         "HOME": STEP_TMP,
@@ -76,12 +88,14 @@ def container_options(
         **SINGLE_THREAD,
         **job.env,
     }
+    if secrets is not None:
+        environment.update(credentials.variables(job.credentials, CREDENTIALS_MOUNT))
     return {
         "command": ["sh", "-c", job.command],
         "working_dir": job.workdir,
         "user": f"{uid}:{uid}",
         "environment": environment,
-        "volumes": volumes(job, root),
+        "volumes": volumes(job, root, secrets),
         "read_only": True,
         "tmpfs": {STEP_TMP: "rw,nosuid,nodev,size=1g"},
         "cap_drop": ["ALL"],
@@ -113,8 +127,12 @@ class DockerExecutor:
         cpus: int = 1,
         labels: dict[str, str] | None = None,
         client: docker.DockerClient | None = None,
+        secrets_dir: Path | None = None,
     ) -> None:
         self.images = images
+        # Where credentials folders are made: a path the engine sees as the
+        # worker does (the engine bind-mounts it by its host path).
+        self.secrets_dir = secrets_dir
         self.labels = labels or {}
         self.root = root
         self.memory_mb, self.cpus = memory_mb, cpus
@@ -173,18 +191,46 @@ class DockerExecutor:
 
         uid = step_user()
         writable_by(Path(job.workdir), uid)
+        # The credentials folder lives as long as the container: removed
+        # (after the container) however the step ends.
+        owner = uid if os.getuid() == 0 else None
+        given = credentials.handed_over(job.credentials, owner, self.secrets_dir)
+        with given as secrets:
+            exit_code, reason = self.contain(job, image, uid, secrets, cancelled)
+        limits = step_limits(job.resources, self.memory_mb, self.cpus)
+        environment = {
+            "backend": self.name,
+            "image": f"{job.image}:{job.tag}",
+            "image_id": image.id,
+            "repo_digests": image.attrs.get("RepoDigests") or [],
+            "recipe_sha256": image.labels.get(RECIPE_LABEL, ""),
+            "limits": {"memory_mb": limits.memory_mb, "cpus": limits.cpus},
+            "network": limits.network,
+            **credentials.record(job.credentials),
+        }
+        return StepOutcome(exit_code, started, now(), reason, environment)
+
+    def contain(
+        self,
+        job: StepJob,
+        image: Image,
+        uid: int,
+        secrets: Path | None,
+        cancelled: CancelCheck,
+    ) -> tuple[int | None, str]:
+        """Create, start, wait for, log and remove the step's container."""
         limits = step_limits(job.resources, self.memory_mb, self.cpus)
         try:
             container = self.client.containers.create(
                 image.id,
-                **container_options(job, limits, self.root, uid),
+                **container_options(job, limits, self.root, uid, secrets),
                 labels={**self.labels, LABEL: job.name},
             )
         except docker.errors.APIError as exc:
             reason = (
                 f"could not start: the Docker engine refused it ({exc.explanation})"
             )
-            return StepOutcome(None, started, now(), reason)
+            return None, reason
         try:
             container.start()
             exit_code, reason = self.wait(container, job.timeout, cancelled)
@@ -194,16 +240,7 @@ class DockerExecutor:
             exit_code, reason = None, f"was lost: the Docker engine failed ({exc})"
         finally:
             container.remove(force=True)
-        environment = {
-            "backend": self.name,
-            "image": f"{job.image}:{job.tag}",
-            "image_id": image.id,
-            "repo_digests": image.attrs.get("RepoDigests") or [],
-            "recipe_sha256": image.labels.get(RECIPE_LABEL, ""),
-            "limits": {"memory_mb": limits.memory_mb, "cpus": limits.cpus},
-            "network": limits.network,
-        }
-        return StepOutcome(exit_code, started, now(), reason, environment)
+        return exit_code, reason
 
     def wait(
         self, container: Container, timeout: int, cancelled: CancelCheck

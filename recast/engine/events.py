@@ -22,6 +22,9 @@ class StepJob:
     timeout: int = 3600
     # The environment's ``resources`` as the spec gives them (see engine.limits).
     resources: list[Any] = field(default_factory=list)
+    # Name -> value of the credentials the step is handed while it runs (see
+    # engine.credentials); left out of the repr so that no log shows them.
+    credentials: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass

@@ -239,6 +239,12 @@ class KubernetesExecutor:
 
     def run(self, job: StepJob, cancelled: CancelCheck) -> StepOutcome:
         started = now()
+        if job.credentials:
+            # A per-Job Secret, deleted with the Job, is what this needs; until
+            # then a step that needs credentials fails here, never runs without.
+            reason = "could not start: the Kubernetes backend cannot hand a step "
+            reason += "credentials yet; run it on the local or Docker backend"
+            return StepOutcome(None, started, now(), reason)
         limits = step_limits(job.resources, self.memory_mb, self.cpus)
         name = job_name(job.name)
         try:

@@ -13,8 +13,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from recast.engine import environments
+from recast.engine import credentials, environments, isolation
 from recast.engine.events import CancelCheck, StepJob, StepOutcome
+from recast.engine.limits import step_limits
 
 # One thread per step: several steps share the cores, and BLAS and XLA give
 # bit-for-bit repeatable numbers only with a fixed thread count.
@@ -107,11 +108,27 @@ def exit_signal(process: subprocess.Popen[bytes]) -> Iterator[Callable[[float], 
 
 
 class LocalExecutor:
+    """Runs each step as a process in its image's virtual environment.
+
+    Given the run's folder (``root``), a step is isolated as
+    ``isolation`` says (see engine.isolation): it sees that folder read-only,
+    its own output folder writable, and no other run's. Without ``root`` (a
+    re-run of one archive, on the user's own machine) it is not wrapped.
+    """
+
     name = "local"
 
-    def __init__(self, envs_dir: Path, images: dict[str, dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        envs_dir: Path,
+        images: dict[str, dict[str, Any]],
+        root: Path | None = None,
+        isolation: str = "auto",
+    ) -> None:
         self.envs_dir = envs_dir
         self.images = images
+        self.root = root
+        self.isolation = isolation
 
     def prepare(self, image: str) -> dict[str, Any]:
         """Build (once) the environment of ``image``; return its description."""
@@ -124,15 +141,40 @@ class LocalExecutor:
         recipe = self.images.get(image)
         return f"recipe:{recipe['recipe_sha256']}" if recipe else None
 
+    def isolated(self) -> bool:
+        """Whether this step is wrapped; raises IsolationUnavailable when it
+        must be and cannot."""
+        return self.root is not None and isolation.wanted(self.isolation)
+
+    def command(
+        self, job: StepJob, venv: Path, wrapped: bool, secrets: Path | None
+    ) -> list[str]:
+        command = ["sh", "-c", job.command]
+        if not wrapped or self.root is None:
+            return command
+        readable = [str(self.root), *job.readonly, *([str(secrets)] if secrets else [])]
+        network = step_limits(job.resources, 0, 0).network
+        return isolation.wrap(command, venv, readable, job.workdir, network)
+
     def run(self, job: StepJob, cancelled: CancelCheck) -> StepOutcome:
         venv, description = environments.ensure(self.envs_dir, self.images[job.image])
         started = now()
+        try:
+            wrapped = self.isolated()
+        except isolation.IsolationUnavailable as exc:
+            return StepOutcome(None, started, now(), f"could not start: {exc}")
         Path(job.log_path).parent.mkdir(parents=True, exist_ok=True)
-        with open(job.log_path, "ab") as log:
+        with (
+            credentials.handed_over(job.credentials) as secrets,
+            open(job.log_path, "ab") as log,
+        ):
+            env = step_environment(venv, job)
+            if secrets is not None:
+                env.update(credentials.variables(job.credentials, secrets))
             process = subprocess.Popen(
-                ["sh", "-c", job.command],
+                self.command(job, venv, wrapped, secrets),
                 cwd=job.workdir,
-                env=step_environment(venv, job),
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -143,6 +185,8 @@ class LocalExecutor:
             "backend": self.name,
             "packages": description["packages"],
             "recipe_sha256": description["recipe_sha256"],
+            "isolation": "bwrap" if wrapped else "none",
+            **credentials.record(job.credentials),
         }
         return StepOutcome(
             process.returncode,

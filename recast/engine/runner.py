@@ -49,12 +49,14 @@ def execute(
     cancelled: CancelCheck,
     timeout: int = 3600,
     cache: StepCache | None = None,
+    credentials: dict[str, str] | None = None,
 ) -> Outcome:
     """Run ``spec`` with ``init`` in ``workdir`` (which must not exist yet).
 
     Step logs go to ``workdir/_recast/logs``; yadage's snapshot to
     ``workdir/_yadage``. With a ``cache``, a step identical to one that
-    succeeded before reuses its outputs instead of running. Returns how it
+    succeeded before reuses its outputs instead of running. Every step is
+    handed ``credentials`` (name -> value) while it runs. Returns how it
     ended; raises only on engine bugs.
     """
     if not init:
@@ -76,6 +78,7 @@ def execute(
             cancelled,
             timeout,
             cache.for_workdir(workdir) if cache else None,
+            credentials,
         ),
         backendopts={},
     )

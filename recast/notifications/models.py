@@ -45,8 +45,9 @@ class Webhook(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="webhooks"
     )
     url = models.URLField(max_length=500)
-    # Kept in the clear: signing needs it. Shown to the user once, at creation.
-    secret = models.CharField(max_length=100)
+    # The signing secret, encrypted (recast.credentials.crypto): signing needs
+    # it back, so it cannot be hashed. Shown to the user once, at creation.
+    secret_ciphertext = models.TextField()
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from recast.catalogue.models import Analysis
 from recast.core.errors import Conflict, InvalidInput, NotFound
+from recast.credentials import crypto
 from recast.notifications import channels, messages
 from recast.notifications.models import (
     Delivery,
@@ -77,7 +78,9 @@ def webhook_create(user: User, url: str) -> tuple[Webhook, str]:
             f"you have {MAX_WEBHOOKS} webhooks, the most allowed; remove one first"
         )
     secret = f"whsec_{secrets.token_urlsafe(32)}"
-    webhook = Webhook.objects.create(user=user, url=url, secret=secret)
+    webhook = Webhook.objects.create(
+        user=user, url=url, secret_ciphertext=crypto.encrypt(secret)
+    )
     logger.info("webhook %s registered by %s", webhook.id, user.username)
     return webhook, secret
 
@@ -197,7 +200,7 @@ def send(delivery: Delivery) -> channels.Attempt:
         return channels.Attempt(False, None, "the webhook was removed")
     return channels.webhook_post(
         delivery.webhook.url,
-        delivery.webhook.secret,
+        crypto.decrypt(delivery.webhook.secret_ciphertext),
         envelope(notification),
         str(delivery.id),
     )

@@ -174,3 +174,23 @@ class TokenForm(forms.Form):
     days = forms.IntegerField(
         label="Valid for (days)", min_value=1, max_value=3650, initial=90
     )
+
+
+class CredentialForm(forms.Form):
+    """The service checks the name and value again and names the field."""
+
+    name = forms.CharField(
+        label="Name",
+        max_length=64,
+        help_text="lower-case letters, digits, '-' and '_'; requests name it",
+    )
+    value = forms.CharField(
+        label="Value",
+        max_length=16_384,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="the token or key; stored encrypted, never shown again",
+    )
+    description = forms.CharField(
+        label="Description", required=False, max_length=200, help_text="what it opens"
+    )

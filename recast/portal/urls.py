@@ -27,4 +27,10 @@ urlpatterns = [
     path("runs/<str:run_id>/brazil.svg", views.run_brazil, name="run-brazil"),
     path("tokens/", views.tokens, name="tokens"),
     path("tokens/<str:prefix>/revoke/", views.token_delete, name="token-revoke"),
+    path("credentials/", views.credentials, name="credentials"),
+    path(
+        "credentials/<str:name>/delete/",
+        views.credential_delete,
+        name="credential-delete",
+    ),
 ]

@@ -20,9 +20,11 @@ from recast.accounts.services import token_create, token_revoke
 from recast.catalogue.models import Analysis
 from recast.catalogue.selectors import analysis_get, analysis_list, analysis_search
 from recast.core.errors import NotFound, RecastError
+from recast.credentials import selectors as credential_selectors
+from recast.credentials import services as credential_services
 from recast.engine import graph
 from recast.portal import plots
-from recast.portal.forms import POINT, SubmitForm, TokenForm
+from recast.portal.forms import POINT, CredentialForm, SubmitForm, TokenForm
 from recast.reinterpretation import selectors
 from recast.reinterpretation.idempotency import request_accept
 from recast.reinterpretation.inputs import Uploads, check_point
@@ -407,3 +409,42 @@ def token_delete(request: HttpRequest, prefix: str) -> HttpResponse:
     except NotFound as error:
         return not_found(request, error)
     return HttpResponseRedirect(reverse("portal:tokens"))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def credentials(request: HttpRequest) -> HttpResponse:
+    user = user_of(request)
+    assert user is not None  # login_required
+    form = CredentialForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            credential_services.credential_create(
+                user,
+                form.cleaned_data["name"],
+                form.cleaned_data["value"],
+                form.cleaned_data["description"],
+            )
+        except RecastError as error:
+            # The service's message starts with the field's JSON path.
+            path, _, message = error.message.partition(": ")
+            field = path.removeprefix("$.")
+            form.add_error(field if field in form.fields else None, message)
+        else:
+            return HttpResponseRedirect(reverse("portal:credentials"))
+    context = {"form": form, "credentials": credential_selectors.credentials_of(user)}
+    response = render(request, "portal/credentials.html", context)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_http_methods(["POST"])
+def credential_delete(request: HttpRequest, name: str) -> HttpResponse:
+    user = user_of(request)
+    assert user is not None  # login_required
+    try:
+        credential_services.credential_delete(user, name)
+    except NotFound as error:
+        return not_found(request, error)
+    return HttpResponseRedirect(reverse("portal:credentials"))

@@ -34,6 +34,7 @@ from recast.catalogue.models import Analysis, WorkflowVersion
 from recast.core import jsonschema as schemas
 from recast.core.errors import Conflict, InvalidInput
 from recast.core.results import point_result
+from recast.credentials.selectors import CredentialUnavailable, request_credentials
 from recast.engine import graph, runner
 from recast.engine.backend import Executor
 from recast.engine.cache import StepCache
@@ -69,7 +70,10 @@ def executor_for(batch: Batch, rundir: Path) -> Executor:
     if settings.RECAST_BACKEND == "docker":
         from recast.engine.docker import DockerExecutor
 
-        return DockerExecutor(images, rundir, memory_mb, cpus, labels)
+        secrets = settings.RECAST_STEP_SECRETS_DIR
+        return DockerExecutor(
+            images, rundir, memory_mb, cpus, labels, secrets_dir=secrets
+        )
     if settings.RECAST_BACKEND == "kubernetes":
         from recast.engine.kubernetes import KubernetesConfig, KubernetesExecutor
 
@@ -87,7 +91,9 @@ def executor_for(batch: Batch, rundir: Path) -> Executor:
             memory_mb,
             cpus,
         )
-    return LocalExecutor(Path(settings.RECAST_ENVS_DIR), images)
+    return LocalExecutor(
+        Path(settings.RECAST_ENVS_DIR), images, rundir, settings.RECAST_LOCAL_ISOLATION
+    )
 
 
 def first_or_batch(batch: Batch) -> str:
@@ -462,9 +468,12 @@ def batch_execute(batch: Batch) -> dict[str, str]:
             beat.stopped,
             timeout=settings.RECAST_STEP_TIMEOUT,
             cache=step_cache_for(batch, rundir),
+            credentials=request_credentials(batch.claims[0].run.request_id),
         )
     except EnvironmentBuildFailed as exc:
         return fail_all(batch, f"the step environment could not be built: {exc}")
+    except CredentialUnavailable as exc:
+        return fail_all(batch, str(exc))
     except (OperationalError, InterfaceError):
         # The database went away (a restart, a failover): not the points'
         # fault. They stay running until their leases lapse; the sweeper then

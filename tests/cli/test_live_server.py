@@ -186,6 +186,56 @@ def test_login_writes_a_private_config_file(
     assert '"slug": "demo-stop-1l"' in listed.stdout
 
 
+CREDENTIAL = "xrootd-token-Hk3Jd8Qp"  # made up
+
+
+def test_credentials_are_added_listed_used_and_removed_from_the_cli(
+    server: dict[str, str], tmp_path: Path
+) -> None:
+    value_file = tmp_path / "token"
+    value_file.write_text(CREDENTIAL + "\n")
+
+    added = recast(server, "credentials", "add", "eos", "--value-file", str(value_file))
+    listed = recast(server, "credentials", "ls", "--json")
+    used = recast(
+        server,
+        "submit",
+        "demo-stop-1l",
+        "--patch",
+        "stop_450_100",
+        "--json",
+        "--credential",
+        "eos",
+    )
+    unknown = recast(
+        server,
+        "submit",
+        "demo-stop-1l",
+        "--patch",
+        "stop_450_100",
+        "--credential",
+        "nope",
+    )
+    removed = recast(server, "credentials", "rm", "eos")
+    again = recast(server, "credentials", "rm", "eos")
+
+    assert (added.returncode, added.stderr) == (0, "credential eos stored\n")
+    assert [c["name"] for c in json.loads(listed.stdout)] == ["eos"]
+    assert CREDENTIAL not in listed.stdout + used.stdout
+    assert used.returncode == 0, used.stderr
+    recast(server, "cancel", json.loads(used.stdout)["id"])
+    assert (unknown.returncode, unknown.stderr.splitlines()[0]) == (
+        2,
+        "error: $.credentials[0]: you have no credential named 'nope' (add it "
+        "with `recast credentials add` or POST /api/v1/credentials/)",
+    )
+    assert removed.returncode == 0
+    assert (again.returncode, again.stderr.strip()) == (
+        2,
+        "error: you have no credential named 'eos'",
+    )
+
+
 def test_the_server_log_never_holds_the_token(server: dict[str, str]) -> None:
     # Last in this module: by now the server has made, used and refused tokens.
     log = (Path(server["RECAST_VAR_DIR"]) / "server.log").read_text()
@@ -193,3 +243,4 @@ def test_the_server_log_never_holds_the_token(server: dict[str, str]) -> None:
 
     assert '"GET /api/v1/requests/' in log  # the access log is there to search
     assert secret not in log
+    assert CREDENTIAL not in log

@@ -12,6 +12,7 @@ from django.contrib.auth.models import User
 
 from recast.accounts.services import token_create
 from recast.cli.main import cli
+from recast.credentials import crypto
 from recast.notifications.models import Delivery, Kind, Notification, Webhook
 from recast.quotas.services import quota_set
 
@@ -65,7 +66,9 @@ def test_a_webhook_is_added_with_its_secret_listed_and_removed(
     )
     assert added.exit_code == 0, added.output
     hook = Webhook.objects.get()
-    assert f"id:     {hook.id}\nsecret: {hook.secret}\n" in added.stdout
+    secret = crypto.decrypt(hook.secret_ciphertext)
+    assert f"id:     {hook.id}\nsecret: {secret}\n" in added.stdout
+    assert secret not in hook.secret_ciphertext
 
     listed = runner.invoke(cli, ["notifications", "webhooks"])
     assert listed.stdout == f"{hook.id}  https://hooks.example.org/r\n"

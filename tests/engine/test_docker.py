@@ -251,3 +251,42 @@ def test_a_container_the_engine_refuses_fails_the_step_with_its_reason(
         "(Minimum memory limit allowed is 6MB)"
     )
     assert leftovers(docker_engine) == []
+
+
+def test_a_step_cannot_see_another_runs_folder(
+    executor: DockerExecutor, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    other = tmp_path_factory.mktemp("other-run")
+    (other / "private.json").write_text("{}")
+    command = f"ls {other} 2>/dev/null || echo other-run-unseen"
+
+    outcome = executor.run(step(tmp_path, command), lambda: False)
+
+    assert outcome.ok, log_of(tmp_path)
+    assert log_of(tmp_path).split() == ["other-run-unseen"]
+
+
+def test_a_step_reads_its_credentials_from_a_read_only_folder_removed_after(
+    executor: DockerExecutor, tmp_path: Path, docker_engine: Any
+) -> None:
+    command = (
+        'cat "$RECAST_CREDENTIAL_EOS_TOKEN"; echo; echo "$RECAST_CREDENTIALS_DIR"; '
+        'ls -ln "$RECAST_CREDENTIALS_DIR" | tail -1 | cut -c1-10; '
+        '{ echo x > "$RECAST_CREDENTIAL_EOS_TOKEN"; } 2>/dev/null || echo read-only; '
+        "mount | grep -c recast/credentials"
+    )
+    job = step(tmp_path, command, credentials={"eos-token": "tok-3Zb8Qw1x"})
+
+    outcome = executor.run(job, lambda: False)
+
+    assert outcome.ok, log_of(tmp_path)
+    assert log_of(tmp_path).split() == [
+        "tok-3Zb8Qw1x",
+        "/run/recast/credentials",
+        "-rw-------",
+        "read-only",
+        "1",
+    ]
+    assert outcome.environment["credentials"] == ["eos-token"]
+    assert list(Path("/dev/shm").glob("recast-credentials-*")) == []
+    assert leftovers(docker_engine) == []
