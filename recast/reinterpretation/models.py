@@ -102,6 +102,11 @@ class Run(models.Model):
                 fields=["request", "point"], name="unique_point_per_request"
             )
         ]
+        # Every fair-share claim looks up the waiting and running points by
+        # status, oldest first: without it, each claim reads the whole table.
+        indexes = [
+            models.Index(fields=["status", "submitted_at"], name="run_status_submitted")
+        ]
 
     def __str__(self) -> str:
         return f"run {self.id} ({self.point})"
