@@ -132,6 +132,16 @@ def same(a: Any, b: Any) -> bool:
     return type(a) is type(b) and (a == b or (a != a and b != b))
 
 
+def is_mask(path: Path, value: Any) -> bool:
+    if not isinstance(value, jax.Array):
+        return False
+    if value.dtype == bool:
+        return True
+    return str(path[-1]).endswith("_mask") and bool(
+        np.all((np.asarray(value) == 0) | (np.asarray(value) == 1))
+    )
+
+
 def get(root: Any, path: Path) -> Any:
     for key in path:
         root = (
@@ -177,12 +187,10 @@ class Structure:
         ]
         self.varying = {path for path, _ in changed}
         # Masks say which sample a modifier acts on in which bin, which a patch
-        # may change without changing the model's shape: they are inputs too.
-        masks = [
-            path
-            for path, value in found
-            if isinstance(value, jax.Array) and value.dtype == bool
-        ]
+        # may change without changing the model's shape: they are inputs too,
+        # the boolean ones and the 0/1 factors pyhf multiplies by (``*_mask``:
+        # the lumi and normfactor appliers keep theirs as floats).
+        masks = [path for path, value in found if is_mask(path, value)]
         self.varying |= set(masks)
         self.inputs = [
             path
