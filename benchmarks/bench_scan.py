@@ -205,7 +205,7 @@ def main() -> Report:
         "measured: the patch and fit steps over all points, one batch per core "
         "(not yet through the API, worker and archive: that needs batched scans)",
         "the fit step computes CLs at mu = 1, the observed and five expected "
-        "limits (toms748, rtol 1e-4) and a 12-point plot grid per point",
+        "limits (to relative 1e-4) and a 12-point plot grid per point",
         f"baseline: plain pyhf numpy loop (CLs at mu = 1 only) timed on "
         f"{len(reference)} points spread over the grid, {cores} processes, "
         f"extrapolated to {len(signals)} points on {cores} cores",
