@@ -15,7 +15,7 @@ cli.single_threaded()
 import jsonpatch  # noqa: E402
 import numpy as np  # noqa: E402
 import pyhf  # noqa: E402
-from recast_pyhf import compiled, fitting, newton  # noqa: E402
+from recast_pyhf import asymptotics, compiled, fitting, limits, newton  # noqa: E402
 
 warnings.simplefilter("ignore", RuntimeWarning)
 
@@ -102,7 +102,49 @@ def fallback(specs, iterations):
     return {"fast": points, "structures": len(structures.known)}
 
 
+class Analytic:
+    """CLs of a counting experiment with sqrt(q_A) = mu / sigma, exactly.
+
+    The observed test statistic is the Asimov one of a shifted mu, so every
+    limit has a closed form to check the root finding against.
+    """
+
+    def __init__(self, sigma, shift):
+        self.sigma, self.shift = sigma, shift
+        self.fits = self.slsqp_fits = 0
+
+    def expected(self, mu):
+        self.fits += 1
+        return asymptotics.cls_expected(mu / self.sigma)
+
+    def observed(self, mu):
+        self.fits += 1
+        sqrtq = max(mu - self.shift, 0.0) / self.sigma
+        return asymptotics.cls_observed(sqrtq, mu / self.sigma)
+
+
+def analytic_limits(sigma, shift):
+    calculator = Analytic(sigma, shift)
+    curves = limits.Curves(calculator, 0.0, 10.0)
+    curves.observed(1.0)
+    observed, expected, message = curves.limits()
+    exact = [limits.asimov_target(n) * sigma for n in asymptotics.SIGMAS]
+    return {
+        "observed": observed,
+        "expected": expected,
+        "exact_expected": exact,
+        "observed_cls_at_limit": (
+            None if observed is None else Analytic(sigma, shift).observed(observed)
+        ),
+        "evaluations": calculator.fits,
+        "message": message,
+    }
+
+
 def main():
+    if sys.argv[1] == "limits":
+        json.dump(analytic_limits(float(sys.argv[2]), float(sys.argv[3])), sys.stdout)
+        return
     if sys.argv[1] == "fits":
         json.dump(fits(patched(*sys.argv[2:4], sys.argv[4:])), sys.stdout)
         return

@@ -132,6 +132,28 @@ def test_fits_inside_xla_reach_slsqps_minimum_or_below(step_python: Path) -> Non
         assert newton_pars == pytest.approx(slsqp_pars, abs=2e-3)
 
 
+def test_limits_are_found_to_their_tolerance_in_few_evaluations(
+    step_python: Path,
+) -> None:
+    # sqrt(q_A) = mu / 0.3 and an observed excess: every limit in closed form.
+    found = run_probe(step_python, "limits", "0.3", "0.1")
+
+    assert found["message"] == ""
+    assert found["expected"] == pytest.approx(found["exact_expected"], rel=1e-4)
+    assert found["observed_cls_at_limit"] == pytest.approx(0.05, rel=1e-4)
+    # The six limits and mu = 1: about four evaluations a limit.
+    assert found["evaluations"] <= 32
+
+
+def test_a_limit_past_the_pois_upper_bound_is_no_limit(step_python: Path) -> None:
+    found = run_probe(step_python, "limits", "3.0", "0.0")
+
+    assert found["observed"] is None and found["expected"] == [None] * 5
+    assert found["message"] == (
+        "CLs is still above 0.05 at the upper bound of the POI, mu = 10"
+    )
+
+
 def test_a_fit_that_does_not_converge_in_xla_is_repeated_with_slsqp(
     step_python: Path,
 ) -> None:

@@ -208,6 +208,8 @@ class Curves:
         if above is not None and below is not None:
             root = secant((above, seen[above]), (below, seen[below]))
             low, high = above, below
+            if not low <= root <= high:
+                root = 0.5 * (low + high)
         else:
             nearest = sorted(seen, key=lambda m: abs(seen[m]))[:2]
             root = (
