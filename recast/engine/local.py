@@ -43,6 +43,9 @@ def step_environment(venv: Path, job: StepJob) -> dict[str, str]:
         "MPLCONFIGDIR": str(scratch),
         "LANG": "C.UTF-8",
         "VIRTUAL_ENV": str(venv),
+        # JAX's compilation cache, shared by every step of this environment
+        # (README, "The numbers": what it holds, why provenance can ignore it).
+        "JAX_COMPILATION_CACHE_DIR": str(venv.with_name(f"{venv.name}.xla-cache")),
         **SINGLE_THREAD,
         **job.env,
     }

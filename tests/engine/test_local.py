@@ -127,3 +127,17 @@ def test_a_stopped_step_still_reports_its_cpu_time(
     assert outcome.reason == "timed out after 1 s"
     assert outcome.cpu_seconds is not None
     assert outcome.cpu_seconds < 1.0
+
+
+def test_steps_of_one_environment_share_a_jax_compilation_cache(
+    executor: LocalExecutor, tmp_path: Path
+) -> None:
+    seen = []
+    for name in ("one", "two"):
+        folder = tmp_path / name
+        folder.mkdir()
+        executor.run(job(folder, "echo $JAX_COMPILATION_CACHE_DIR"), lambda: False)
+        seen.append((folder / "logs" / "step.log").read_text().strip())
+
+    venv = next(p for p in executor.envs_dir.iterdir() if (p / "bin").is_dir())
+    assert seen == [f"{venv}.xla-cache"] * 2

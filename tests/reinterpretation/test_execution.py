@@ -95,11 +95,12 @@ def test_the_example_equals_a_direct_pyhf_computation(
 
     assert summary["status"] == "succeeded", summary["error"]
     assert summary["fit_status"] == "ok"
-    # pyhf's fits stop at SLSQP's tolerance, and its JAX and numpy backends (with
-    # and without gradients) agree to a few 1e-6 of the CLs; the fit step equals
-    # pyhf's JAX backend to 1e-12 (tests/workflows/test_pyhf_fitting.py).
+    # pyhf's fits stop at SLSQP's tolerance, the fit step's (inside XLA) a little
+    # closer to the minimum, and pyhf's numpy backend fits without gradients:
+    # their CLs agree to 1e-5 of their value or 1e-6
+    # (tests/workflows/test_pyhf_fitting.py).
     for key in ("cls_obs", "cls_exp"):
-        assert summary[key] == pytest.approx(expected[key], rel=1e-5), key
+        assert summary[key] == pytest.approx(expected[key], rel=1e-5, abs=1e-6), key
     # The fit step locates each limit to relative 1e-4 (toms748 rtol).
     for key in ("mu_up_obs", "mu_up_exp"):
         assert summary[key] == pytest.approx(expected[key], rel=2e-4), key

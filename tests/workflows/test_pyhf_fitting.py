@@ -23,9 +23,12 @@ RECIPE = WORKFLOWS / "public-likelihood" / "images" / "pyhf"
 PROBE = Path(__file__).with_name("fastfit_probe.py")
 DEMO_DATA = WORKFLOWS / DEMO / "data"
 LBB = REPO.parent / "shared" / "data" / "atlas-1lbb"
-# pyhf's numpy backend fits without gradients, JAX with them: their CLs agree to
-# a few 1e-6 of their value on the demo (the issue measured 4e-6 on 1Lbb), so
-# the fast path is held to pyhf's JAX numbers to 1e-9 and to numpy's to 1e-5.
+# The fast path fits inside XLA to a projected gradient of 1e-7 on twice the
+# NLL; pyhf's SLSQP stops earlier (its ftol), a few 1e-7 above the minimum, and
+# pyhf's numpy backend fits without gradients. Their CLs agree within 2e-6
+# (absolute; 1e-5 of their value) on the demo: the fast path is held to both to
+# 1e-6 absolute and 1e-4 relative, a hundred times inside the issue's 1e-4.
+CLS_REL, CLS_ABS = 1e-4, 1e-6
 LIMIT_REL = 2e-4
 STEP_ENV = {"PATH": "/usr/bin:/bin", "MPLCONFIGDIR": "/tmp"}
 
@@ -82,22 +85,87 @@ def test_the_fast_path_gives_pyhf_numpy_cls_and_limits_on_the_demo(
     for fast, plain in zip(demo_probe["fast"], demo_probe["numpy"], strict=True):
         assert fast["fit_path"] == "fast"
         assert fast["fit_status"] == "ok"
-        # Expected CLs of 1e-6 differ by 2e-5 of their value between backends.
-        assert_same_cls(fast, plain, rel=1e-5, abs=1e-8)
+        assert fast["n_slsqp_fits"] == 0
+        assert_same_cls(fast, plain, rel=CLS_REL, abs=CLS_ABS)
     fast, plain = demo_probe["fast"][0], demo_probe["numpy"][0]
     assert fast["mu_up_obs"] == pytest.approx(plain["mu_up_obs"], rel=LIMIT_REL)
     assert fast["mu_up_exp"] == pytest.approx(plain["mu_up_exp"], rel=LIMIT_REL)
 
 
-def test_the_fast_path_reproduces_pyhf_jax_to_rounding(demo_probe: Any) -> None:
+def test_the_fast_path_gives_pyhf_jax_cls(demo_probe: Any) -> None:
     for fast, plain in zip(demo_probe["fast"], demo_probe["jax"], strict=True):
-        assert_same_cls(fast, plain, rel=1e-9)
+        assert_same_cls(fast, plain, rel=CLS_REL, abs=CLS_ABS)
+
+
+# Traces of the twice-NLL and expected data: the value and gradient (SLSQP's,
+# traced by the self-check), the expected data, and the Newton fit's NLL twice
+# (its start and its loop): four however many patches the structure serves.
+COMPILES = 4
 
 
 def test_one_compile_serves_every_patch_of_a_structure(demo_probe: Any) -> None:
-    # One trace of the twice-NLL with its gradient, one of the expected data.
     assert demo_probe["structures"] == 1
-    assert demo_probe["compiles"] == 2
+    assert demo_probe["compiles"] == COMPILES
+
+
+def run_probe(python: Path, *args: str) -> Any:
+    done = subprocess.run(
+        [str(python), str(PROBE), *args], capture_output=True, text=True, env=STEP_ENV
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout)
+
+
+def test_fits_inside_xla_reach_slsqps_minimum_or_below(step_python: Path) -> None:
+    data = [str(DEMO_DATA / "BkgOnly.json"), str(DEMO_DATA / "patchset.json")]
+
+    fits = run_probe(step_python, "fits", *data, "stop_450_0", "stop_550_100")
+
+    assert len(fits) == 20
+    for fit in fits:
+        (newton_nll, newton_pars), (slsqp_nll, slsqp_pars) = fit["newton"], fit["slsqp"]
+        assert fit["converged"], fit
+        # Never above SLSQP's minimum; below it by no more than SLSQP's own
+        # tolerance leaves; the same point to SLSQP's precision.
+        assert newton_nll <= slsqp_nll + 1e-9
+        assert slsqp_nll - newton_nll < 1e-5
+        assert newton_pars == pytest.approx(slsqp_pars, abs=2e-3)
+
+
+def test_limits_are_found_to_their_tolerance_in_few_evaluations(
+    step_python: Path,
+) -> None:
+    # sqrt(q_A) = mu / 0.3 and an observed excess: every limit in closed form.
+    found = run_probe(step_python, "limits", "0.3", "0.1")
+
+    assert found["message"] == ""
+    assert found["expected"] == pytest.approx(found["exact_expected"], rel=1e-4)
+    assert found["observed_cls_at_limit"] == pytest.approx(0.05, rel=1e-4)
+    # The six limits and mu = 1: about four evaluations a limit.
+    assert found["evaluations"] <= 32
+
+
+def test_a_limit_past_the_pois_upper_bound_is_no_limit(step_python: Path) -> None:
+    found = run_probe(step_python, "limits", "3.0", "0.0")
+
+    assert found["observed"] is None and found["expected"] == [None] * 5
+    assert found["message"] == (
+        "CLs is still above 0.05 at the upper bound of the POI, mu = 10"
+    )
+
+
+def test_a_fit_that_does_not_converge_in_xla_is_repeated_with_slsqp(
+    step_python: Path,
+) -> None:
+    data = [str(DEMO_DATA / "BkgOnly.json"), str(DEMO_DATA / "patchset.json")]
+
+    # Two Newton steps are too few for any fit of the demo: every fit falls back.
+    found = run_probe(step_python, "fallback", "2", *data, "stop_450_0")
+
+    fit = found["fast"][0]
+    assert fit["fit_status"] == "ok"
+    assert fit["fit_path"] == "fast"
+    assert fit["n_slsqp_fits"] == fit["n_fits"] > 0
 
 
 def modifiers_workspace(folder: Path) -> Path:
@@ -212,11 +280,11 @@ def test_every_modifier_type_takes_the_fast_path_with_pyhf_numbers(
 
     assert [p["fit_path"] for p in found["fast"]] == ["fast", "fast"]
     assert found["structures"] == 1
-    assert found["compiles"] == 2
+    assert found["compiles"] == COMPILES
     for fast, plain in zip(found["fast"], found["jax"], strict=True):
-        assert_same_cls(fast, plain, rel=1e-9)
+        assert_same_cls(fast, plain, rel=CLS_REL, abs=CLS_ABS)
     for fast, plain in zip(found["fast"], found["numpy"], strict=True):
-        assert_same_cls(fast, plain, rel=1e-5, abs=1e-8)
+        assert_same_cls(fast, plain, rel=CLS_REL, abs=CLS_ABS)
 
 
 @pytest.mark.slow
@@ -232,7 +300,7 @@ def test_real_1lbb_patches_of_both_layouts_share_a_compile_and_give_numpy_cls(
     found = probe(step_python, LBB, False, "numpy", *names)
 
     assert found["structures"] == 1
-    assert found["compiles"] == 2
+    assert found["compiles"] == COMPILES
     for fast, plain in zip(found["fast"], found["numpy"], strict=True):
         assert fast["fit_path"] == "fast"
         # The issue's own measurement: JAX against numpy, 4e-6 observed and 1e-4

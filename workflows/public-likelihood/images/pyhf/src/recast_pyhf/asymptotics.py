@@ -24,6 +24,7 @@ SIGMAS = (2, 1, 0, -1, -2)
 
 class Calculator(Protocol):
     fits: int
+    slsqp_fits: int
 
     def observed(self, mu: float) -> float: ...
 
@@ -66,6 +67,11 @@ class FastCalculator:
     def fits(self) -> int:
         return self.fitter.fits
 
+    @property
+    def slsqp_fits(self) -> int:
+        """Fits that did not converge inside XLA and were repeated with SLSQP."""
+        return self.fitter.slsqp_fits
+
     def _sqrtq(self, mu: float, data: Any, free: tuple[np.ndarray, float]) -> float:
         _, fixed_nll = self.fitter.fit(data, mu=mu)
         return math.sqrt(qtilde(fixed_nll, free[1], float(free[0][self.poi]), mu))
@@ -91,6 +97,7 @@ class PyhfCalculator:
         self.model, self.data = model, data
         self.values: dict[float, tuple[float, list[float]]] = {}
         self.fits = 0
+        self.slsqp_fits = 0
 
     def _hypotest(self, mu: float) -> tuple[float, list[float]]:
         if mu not in self.values:
@@ -98,6 +105,7 @@ class PyhfCalculator:
                 mu, self.data, self.model, test_stat="qtilde", return_expected_set=True
             )
             self.fits += 5
+            self.slsqp_fits += 5
             self.values[mu] = (float(observed), [float(v) for v in expected])
         return self.values[mu]
 

@@ -66,6 +66,10 @@ SINGLE_THREADED = {
     # Run each small computation on the calling thread instead of handing it to
     # another and waiting: on busy cores the hand-off cost more than the work.
     "JAX_CPU_ENABLE_ASYNC_DISPATCH": "false",
+    # Where the platform names a compilation cache (JAX_COMPILATION_CACHE_DIR),
+    # keep every compiled computation in it, the small ones that building a
+    # model compiles too: together they cost a second or two per process.
+    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
 }
 
 

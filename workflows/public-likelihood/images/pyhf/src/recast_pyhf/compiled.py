@@ -32,6 +32,8 @@ import numpy as np
 import pyhf
 import scipy.optimize
 
+from . import newton
+
 MODIFIER_SETTINGS = {
     "normsys": {"interpcode": "code4"},
     "histosys": {"interpcode": "code4p"},
@@ -130,6 +132,16 @@ def same(a: Any, b: Any) -> bool:
     return type(a) is type(b) and (a == b or (a != a and b != b))
 
 
+def is_mask(path: Path, value: Any) -> bool:
+    if not isinstance(value, jax.Array):
+        return False
+    if value.dtype == bool:
+        return True
+    return str(path[-1]).endswith("_mask") and bool(
+        np.all((np.asarray(value) == 0) | (np.asarray(value) == 1))
+    )
+
+
 def get(root: Any, path: Path) -> Any:
     for key in path:
         root = (
@@ -175,12 +187,10 @@ class Structure:
         ]
         self.varying = {path for path, _ in changed}
         # Masks say which sample a modifier acts on in which bin, which a patch
-        # may change without changing the model's shape: they are inputs too.
-        masks = [
-            path
-            for path, value in found
-            if isinstance(value, jax.Array) and value.dtype == bool
-        ]
+        # may change without changing the model's shape: they are inputs too,
+        # the boolean ones and the 0/1 factors pyhf multiplies by (``*_mask``:
+        # the lumi and normfactor appliers keep theirs as floats).
+        masks = [path for path, value in found if is_mask(path, value)]
         self.varying |= set(masks)
         self.inputs = [
             path
@@ -193,6 +203,10 @@ class Structure:
         self.compiles = 0
         self.value_and_grad = jax.jit(jax.value_and_grad(self._twice_nll))
         self.expected = jax.jit(self._expected_data)
+        self.n_main = int(model.config.nmaindata)
+        self.newton_fit = newton.make_fit(
+            self._twice_nll, self._main_expected, self._twice_constraint, self.n_main
+        )
         self.self_check(other)
 
     def fingerprint(self, found: list[tuple[Path, Any]]) -> str:
@@ -268,6 +282,14 @@ class Structure:
         self.compiles += 1
         return self._swapped(arrays, lambda: self.template.expected_data(pars))
 
+    def _main_expected(self, pars: Any, arrays: list[Any]) -> Any:
+        return self._swapped(arrays, lambda: self.template.expected_actualdata(pars))
+
+    def _twice_constraint(self, pars: Any, aux: Any, arrays: list[Any]) -> Any:
+        return self._swapped(
+            arrays, lambda: -2 * self.template.constraint_logpdf(aux, pars)
+        )
+
 
 class Structures:
     """The structures met so far in this process, and those that were refused."""
@@ -321,12 +343,31 @@ class Fitter:
         self.fixed = list(config.suggested_fixed())
         self.poi = config.poi_index
         self.fits = 0
+        self.slsqp_fits = 0
 
     def fit(self, data: Any, mu: float | None = None) -> tuple[np.ndarray, float]:
-        """Best-fit parameters and twice the NLL; ``mu`` fixes the POI as pyhf does."""
+        """Best-fit parameters and twice the NLL; ``mu`` fixes the POI as pyhf does.
+
+        The fit runs inside XLA (``newton``); one that does not converge there
+        is repeated with pyhf's SLSQP.
+        """
         init, fixed = list(self.init), list(self.fixed)
         if mu is not None:
             init[self.poi], fixed[self.poi] = mu, True
+        result = newton.run(
+            self.structure.newton_fit, init, fixed, self.bounds, data, self.arrays
+        )
+        self.fits += 1
+        if result.converged and np.all(np.isfinite(result.pars)):
+            return result.pars, result.twice_nll
+        self.fits -= 1
+        self.slsqp_fits += 1
+        return self.slsqp(data, init, fixed)
+
+    def slsqp(
+        self, data: Any, init: list[float], fixed: list[bool]
+    ) -> tuple[np.ndarray, float]:
+        """pyhf's own fit: SLSQP from pyhf's starting values."""
         data = jnp.asarray(data)
         result = scipy.optimize.minimize(
             lambda pars: self.structure.value_and_grad(pars, data, self.arrays),

@@ -38,6 +38,13 @@ PYHF_INPUT_ERRORS = (
 )
 
 
+# How each backend's fits are made, for the result's software section.
+OPTIMIZERS = {
+    "jax": "bounded Gauss-Newton inside XLA, scipy SLSQP where that does not converge",
+    "numpy": "the scipy optimizer",
+}
+
+
 class BadPoint(Exception):
     """This point cannot be fitted; the message says why."""
 
@@ -129,6 +136,7 @@ def fit_point(spec: dict[str, Any], structures: Structures) -> dict[str, Any]:
         "fit_path": path,
         "fit_path_reason": reason,
         "n_fits": calculator.fits,
+        "n_slsqp_fits": calculator.slsqp_fits,
         "cls_obs": cls_obs,
         "cls_exp": list(cls_exp),
         "mu_up_obs": mu_up_obs,
@@ -147,6 +155,7 @@ def failed_point(message: str) -> dict[str, Any]:
         "fit_path": None,
         "fit_path_reason": "",
         "n_fits": 0,
+        "n_slsqp_fits": 0,
         "cls_obs": None,
         "cls_exp": [None] * 5,
         "mu_up_obs": None,
@@ -222,6 +231,7 @@ def run(manifest_path: Path, outdir: Path, backend: str = "jax") -> Path:
     document = {
         "pyhf_version": pyhf.__version__,
         "backend": backend,
+        "optimizer": OPTIMIZERS.get(backend, OPTIMIZERS["numpy"]),
         "limit_rtol": LIMIT_RTOL,
         "structures": len(structures.known),
         "compiles": structures.compiles,

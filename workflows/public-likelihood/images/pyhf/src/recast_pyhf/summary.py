@@ -55,7 +55,8 @@ def run(fits_path: Path, outdir: Path) -> Path:
     fits = json.loads(fits_path.read_text())
     software = {
         "pyhf": fits["pyhf_version"],
-        "backend": f"{fits['backend']} with the scipy optimizer",
+        "backend": f"{fits['backend']} with "
+        + fits.get("optimizer", "the scipy optimizer"),
         "interpolation": "normsys code4, histosys code4p",
     }
     if "limit_rtol" in fits:
