@@ -148,15 +148,20 @@ def wrap(
     readable: Iterable[str],
     writable: str,
     network: bool,
+    shared: Iterable[str] = (),
 ) -> list[str]:
     """``command`` inside a bubblewrap sandbox that sees only the system,
     ``venv`` (and its interpreter), ``readable`` read-only and ``writable``
-    read-write. ``writable`` is mounted last, over a read-only parent."""
+    read-write. ``writable`` is mounted last, over a read-only parent.
+    ``shared`` folders are read-write too: caches that every step of ``venv``
+    shares (its compiled code), never a run's files."""
     arguments = ["bwrap", *system_mounts(), *PRIVATE]
     home = interpreter_home(venv)
     # After the private /tmp: a run folder may itself lie under /tmp.
     for path in [venv, *([home] if home else []), *readable]:
         arguments += ["--ro-bind-try", str(path), str(path)]
+    for path in shared:
+        arguments += ["--bind", path, path]
     arguments += ["--bind", writable, writable]
     arguments += NAMESPACES
     if network:

@@ -32,6 +32,16 @@ def now() -> str:
     return datetime.now(UTC).isoformat()
 
 
+def compile_cache(venv: Path) -> Path:
+    """The folder beside an environment where its steps keep compiled code
+    (JAX's compilation cache). Only the steps of that one environment, whose
+    code is the catalogued image's, ever write there; what a user submits is
+    data, which selects entries by their hash but cannot write one of its own."""
+    folder = venv.with_name(f"{venv.name}.xla-cache")
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
 def step_environment(venv: Path, job: StepJob) -> dict[str, str]:
     """A clean environment: nothing of the platform's (secrets included) leaks in."""
     scratch = Path(job.workdir) / ".tmp"
@@ -45,7 +55,7 @@ def step_environment(venv: Path, job: StepJob) -> dict[str, str]:
         "VIRTUAL_ENV": str(venv),
         # JAX's compilation cache, shared by every step of this environment
         # (README, "The numbers": what it holds, why provenance can ignore it).
-        "JAX_COMPILATION_CACHE_DIR": str(venv.with_name(f"{venv.name}.xla-cache")),
+        "JAX_COMPILATION_CACHE_DIR": str(compile_cache(venv)),
         **SINGLE_THREAD,
         **job.env,
     }
@@ -157,7 +167,9 @@ class LocalExecutor:
             return command
         readable = [str(self.root), *job.readonly, *([str(secrets)] if secrets else [])]
         network = step_limits(job.resources, 0, 0).network
-        return isolation.wrap(command, venv, readable, job.workdir, network)
+        return isolation.wrap(
+            command, venv, readable, job.workdir, network, [str(compile_cache(venv))]
+        )
 
     def run(self, job: StepJob, cancelled: CancelCheck) -> StepOutcome:
         venv, description = environments.ensure(self.envs_dir, self.images[job.image])

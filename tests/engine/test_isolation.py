@@ -272,3 +272,22 @@ def test_an_isolated_step_has_no_capability_and_no_user_namespace_of_its_own(
         "0000000000000000",
         "no-user-namespace",
     ]
+
+
+def test_steps_of_one_environment_share_its_compilation_cache_in_the_sandbox(
+    envs: Path, image: dict[str, str], runs: tuple[tuple[Path, Path], ...]
+) -> None:
+    """JAX's compilation cache beside the environment is writable inside the
+    sandbox, so a second run's step finds what the first compiled."""
+    (root, folder), (other, other_folder) = runs
+    write = 'echo compiled > "$JAX_COMPILATION_CACHE_DIR/entry"'
+    read = 'cat "$JAX_COMPILATION_CACHE_DIR/entry"'
+
+    first = LocalExecutor(envs, {"test/plain": image}, root, "bwrap")
+    second = LocalExecutor(envs, {"test/plain": image}, other, "bwrap")
+    wrote = first.run(step(root, folder, write), lambda: False)
+    job = step(other, other_folder, read)
+    read_back = second.run(job, lambda: False)
+
+    assert wrote.ok and read_back.ok, log_of(job)
+    assert log_of(job) == "compiled\n"
