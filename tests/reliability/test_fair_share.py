@@ -4,9 +4,9 @@ finishes before the scan's tenth point (first come, first served, it would
 finish last).
 
 Two test analyses (tests/reliability/workflows), on two worker processes:
-`sleepy`, one point per execution (two shell steps, well under a second a
+`sleepy`, one point per execution (two shell steps, a second's sleep a
 point), and `sleepy-batch`, whose one step takes a whole batch of points
-(half a second each). The workers use the test database (PostgreSQL) and the
+(two seconds each). The workers use the test database (PostgreSQL) and the
 configured Redis broker, which the test empties first. Skipped without them,
 unless RECAST_REQUIRE_SERVICES=1 makes that an error. Figures go to
 tests/artifacts/fair_share.json."""
@@ -76,7 +76,10 @@ def submit(analysis: Analysis, owner: User, count: int) -> Request:
     inputs = (
         {"patch": "stop_450_0"}
         if analysis.kind == Analysis.Kind.PUBLIC_LIKELIHOOD
-        else {"seconds": 0, "fill_kb": 0}
+        # A second a point, two seconds in a batch: long enough that the
+        # test's own submit of the single point, on a loaded machine, still
+        # comes while the scan's first points run.
+        else {"seconds": 1, "fill_kb": 0}
     )
     points = [check_point(analysis, inputs, name=f"p{i:02d}") for i in range(count)]
     return request_submit(analysis, points, owner=owner, use_cache=False)
