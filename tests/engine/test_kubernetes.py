@@ -510,3 +510,20 @@ def test_the_secret_sent_is_the_manifest_the_backend_writes(
     assert secret == secret_manifest(
         name, job, Limits(4096, 1), config(tmp_path), owner_uid=uid
     )
+
+
+def test_a_job_that_cannot_be_let_run_is_deleted_with_its_secret(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    emulator.handler["patch", re.compile(r".*/jobs/[^/]+$")] << 500
+
+    outcome = executor(emulator, tmp_path).run(
+        step(tmp_path, secrets=SECRETS), lambda: False
+    )
+
+    assert outcome.reason == (
+        "could not start: the API server answered 500 Internal Server Error"
+    )
+    assert len(emulator.sent("secrets")) == 1
+    assert emulator.jobs() == []
+    assert emulator.secrets() == []
