@@ -88,7 +88,9 @@ def test_the_overlay_has_the_whole_platform_in_its_namespace(
     assert {o["metadata"]["namespace"] for o in namespaced} == {NAMESPACES[overlay]}
 
 
-def test_the_workers_role_allows_only_jobs_pods_and_pod_logs(tmp_path: Path) -> None:
+def test_the_workers_role_allows_only_jobs_pods_logs_and_writing_secrets(
+    tmp_path: Path,
+) -> None:
     objects = render("prod", tmp_path)
 
     [role] = [o for o in objects if o["kind"] in ("Role", "ClusterRole")]
@@ -97,8 +99,10 @@ def test_the_workers_role_allows_only_jobs_pods_and_pod_logs(tmp_path: Path) -> 
         {
             "apiGroups": ["batch"],
             "resources": ["jobs"],
-            "verbs": ["create", "get", "list", "watch", "delete"],
+            "verbs": ["create", "get", "list", "watch", "patch", "delete"],
         },
+        # A step's credentials: the worker can never read a Secret back.
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create", "delete"]},
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
         {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
     ]

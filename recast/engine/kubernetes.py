@@ -8,6 +8,14 @@ the RuntimeDefault seccomp profile, within resource limits and a deadline. The
 executor follows the Job by watching it, copies the pod's log into the step's
 log, and deletes the Job when the run is cancelled.
 
+A step that needs credentials gets them from a Secret of its own, made for its
+Job alone and mounted read-only where the Docker backend mounts them. The Job
+is created suspended, the Secret then with the Job as its owner (so that
+Kubernetes collects it if the worker dies), and only then is the Job let run;
+the worker deletes the Secret itself as soon as the step ends, however it
+ends. The values are in the Secret alone: never in the Job, the pod's
+environment, the step's record or its log.
+
 This backend has been exercised against an in-memory API emulator and its
 manifests validated against the Kubernetes OpenAPI schemas; it has not run
 against a live cluster here.
@@ -15,6 +23,7 @@ against a live cluster here.
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
 import time
@@ -29,6 +38,7 @@ from kubernetes import config as k8s_config
 from kubernetes import watch
 from kubernetes.client.exceptions import ApiException
 
+from recast.engine import credentials
 from recast.engine.events import CancelCheck, StepJob, StepOutcome
 from recast.engine.limits import Limits, step_limits
 from recast.engine.local import SINGLE_THREAD, now
@@ -47,6 +57,11 @@ DEADLINE_GRACE_SECONDS = 60
 IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 LABEL_PREFIX = "recast.io"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "recast"}
+# Where a step's credentials appear: the same path as on the Docker backend.
+CREDENTIALS_MOUNT = "/run/recast/credentials"
+# The kubelet makes a Secret volume's files root's, in the pod's fsGroup: the
+# step (STEP_UID, in group STEP_UID) reads them through the group bits alone.
+CREDENTIALS_MODE = 0o440
 
 
 @dataclass(frozen=True)
@@ -85,6 +100,58 @@ def relative(path: str, root: Path) -> str:
         ) from None
 
 
+def secret_name(job_name: str) -> str:
+    """The name of the Secret that holds the credentials of Job ``job_name``."""
+    return f"{job_name}-credentials"
+
+
+def step_labels(
+    job: StepJob, limits: Limits, config: KubernetesConfig
+) -> dict[str, str]:
+    return {
+        **MANAGED_BY,
+        "app.kubernetes.io/component": "step",
+        f"{LABEL_PREFIX}/step": label_value(job.name),
+        f"{LABEL_PREFIX}/network": "true" if limits.network else "false",
+        **{k: label_value(v) for k, v in config.labels.items()},
+    }
+
+
+def secret_manifest(
+    name: str,
+    job: StepJob,
+    limits: Limits,
+    config: KubernetesConfig,
+    namespace: str = "",
+    owner_uid: str = "",
+) -> dict[str, Any]:
+    """The v1 Secret that holds ``job``'s credentials for Job ``name`` (owned
+    by it when ``owner_uid`` is given): one key per credential, as the file
+    the step reads."""
+    metadata: dict[str, Any] = {
+        "name": secret_name(name),
+        "namespace": namespace or config.namespace or "default",
+        "labels": step_labels(job, limits, config),
+    }
+    if owner_uid:
+        metadata["ownerReferences"] = [
+            {"apiVersion": "batch/v1", "kind": "Job", "name": name, "uid": owner_uid}
+        ]
+    encoded = {
+        key: base64.b64encode(value.encode()).decode()
+        for key, value in job.credentials.items()
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": metadata,
+        "type": "Opaque",
+        # Nothing may change what a running step was handed.
+        "immutable": True,
+        "data": encoded,
+    }
+
+
 def job_manifest(
     name: str,
     job: StepJob,
@@ -94,14 +161,9 @@ def job_manifest(
     namespace: str = "",
 ) -> dict[str, Any]:
     """The batch/v1 Job that runs ``job`` in ``namespace`` (config's if not
-    given): a plain dict, as sent to the API."""
-    labels = {
-        **MANAGED_BY,
-        "app.kubernetes.io/component": "step",
-        f"{LABEL_PREFIX}/step": label_value(job.name),
-        f"{LABEL_PREFIX}/network": "true" if limits.network else "false",
-        **{k: label_value(v) for k, v in config.labels.items()},
-    }
+    given): a plain dict, as sent to the API. A step with credentials gets a
+    suspended Job that mounts their Secret (see secret_manifest)."""
+    labels = step_labels(job, limits, config)
     resources = {"cpu": str(limits.cpus), "memory": f"{limits.memory_mb}Mi"}
     mounts = [
         {
@@ -117,6 +179,19 @@ def job_manifest(
         },
         {"name": "tmp", "mountPath": STEP_TMP},
     ]
+    volumes: list[dict[str, Any]] = [
+        {
+            "name": "workspace",
+            "persistentVolumeClaim": {"claimName": config.workspace_claim},
+        },
+        {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
+    ]
+    if job.credentials:
+        mounts.append(
+            {"name": "credentials", "mountPath": CREDENTIALS_MOUNT, "readOnly": True}
+        )
+        secret = {"secretName": secret_name(name), "defaultMode": CREDENTIALS_MODE}
+        volumes.append({"name": "credentials", "secret": secret})
     environment = {
         "HOME": STEP_TMP,
         "TMPDIR": STEP_TMP,
@@ -124,6 +199,8 @@ def job_manifest(
         "LANG": "C.UTF-8",
         **SINGLE_THREAD,
         **job.env,
+        # The files' paths, never their contents.
+        **credentials.variables(job.credentials, CREDENTIALS_MOUNT),
     }
     container = {
         "name": CONTAINER,
@@ -155,14 +232,10 @@ def job_manifest(
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "containers": [container],
-        "volumes": [
-            {
-                "name": "workspace",
-                "persistentVolumeClaim": {"claimName": config.workspace_claim},
-            },
-            {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
-        ],
+        "volumes": volumes,
     }
+    # Held until its Secret exists: no pod ever waits for a missing volume.
+    suspend = {"suspend": True} if job.credentials else {}
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -175,6 +248,7 @@ def job_manifest(
             "backoffLimit": config.backoff_limit,
             "activeDeadlineSeconds": job.timeout,
             "ttlSecondsAfterFinished": config.ttl_seconds,
+            **suspend,
             "template": {"metadata": {"labels": labels}, "spec": pod},
         },
     }
@@ -239,24 +313,11 @@ class KubernetesExecutor:
 
     def run(self, job: StepJob, cancelled: CancelCheck) -> StepOutcome:
         started = now()
-        if job.credentials:
-            # A per-Job Secret, deleted with the Job, is what this needs; until
-            # then a step that needs credentials fails here, never runs without.
-            reason = "could not start: the Kubernetes backend cannot hand a step "
-            reason += "credentials yet; run it on the local or Docker backend"
-            return StepOutcome(None, started, now(), reason)
         limits = step_limits(job.resources, self.memory_mb, self.cpus)
         name = job_name(job.name)
         try:
             client = self.connect()
-            manifest = job_manifest(
-                name, job, limits, self.rundir, self.config, self.namespace
-            )
-            # The client sends a dict body as it is: no model round trip.
-            k8s.BatchV1Api(client).create_namespaced_job(
-                self.namespace,
-                manifest,  # type: ignore[arg-type]
-            )
+            self.start(client, name, job, limits)
         except CannotStart as exc:
             return StepOutcome(None, started, now(), f"could not start: {exc}")
         except (ApiException, urllib3.exceptions.HTTPError) as exc:
@@ -265,6 +326,58 @@ class KubernetesExecutor:
             )
         logger.info("step %s: Job %s/%s created", job.name, self.namespace, name)
 
+        try:
+            return self.conclude(client, name, job, started, cancelled)
+        finally:
+            # However the step ended: its Job's owner reference would have
+            # the Secret collected too, but only once the Job is gone.
+            self.take_back(client, name, job)
+
+    def start(
+        self, client: k8s.ApiClient, name: str, job: StepJob, limits: Limits
+    ) -> None:
+        """Create the step's Job; for a step with credentials, suspended until
+        their Secret (owned by the Job) exists. Whatever was made is deleted
+        again if a later part fails."""
+        manifest = job_manifest(
+            name, job, limits, self.rundir, self.config, self.namespace
+        )
+        batch = k8s.BatchV1Api(client)
+        # The client sends a dict body as it is: no model round trip.
+        created = batch.create_namespaced_job(
+            self.namespace,
+            manifest,  # type: ignore[arg-type]
+        )
+        if not job.credentials:
+            return
+        try:
+            uid = (created.metadata and created.metadata.uid) or ""
+            if not uid:
+                raise CannotStart(f"the API server gave Job {name} no uid")
+            secret = secret_manifest(
+                name, job, limits, self.config, self.namespace, uid
+            )
+            k8s.CoreV1Api(client).create_namespaced_secret(
+                self.namespace,
+                secret,  # type: ignore[arg-type]
+            )
+            batch.patch_namespaced_job(
+                name, self.namespace, {"spec": {"suspend": False}}
+            )
+        except BaseException:
+            self.delete(client, name)
+            self.take_back(client, name, job)
+            raise
+
+    def conclude(
+        self,
+        client: k8s.ApiClient,
+        name: str,
+        job: StepJob,
+        started: str,
+        cancelled: CancelCheck,
+    ) -> StepOutcome:
+        """Follow the started Job to its end and say how the step ended."""
         ended = self.follow(client, name, job.timeout, cancelled)
         if ended == "cancelled":
             self.delete(client, name)
@@ -353,6 +466,26 @@ class KubernetesExecutor:
         except ApiException as exc:
             if exc.status != 404:
                 logger.warning("Job %s could not be deleted: %s", name, api_reason(exc))
+        except urllib3.exceptions.HTTPError as exc:
+            logger.warning("Job %s could not be deleted: %s", name, api_reason(exc))
+
+    def take_back(self, client: k8s.ApiClient, name: str, job: StepJob) -> None:
+        """Delete the Secret of Job ``name``'s credentials, if it has any; one
+        that cannot be deleted now goes when the Job does (its owner)."""
+        if not job.credentials:
+            return
+        secret = secret_name(name)
+        try:
+            k8s.CoreV1Api(client).delete_namespaced_secret(secret, self.namespace)
+        except ApiException as exc:
+            if exc.status != 404:
+                logger.warning(
+                    "Secret %s could not be deleted: %s", secret, api_reason(exc)
+                )
+        except urllib3.exceptions.HTTPError as exc:
+            logger.warning(
+                "Secret %s could not be deleted: %s", secret, api_reason(exc)
+            )
 
     def record(
         self, job: StepJob, name: str, pod: dict[str, Any] | None = None
@@ -365,6 +498,7 @@ class KubernetesExecutor:
             "recipe_sha256": (self.images.get(job.image) or {}).get("recipe_sha256"),
             "namespace": self.namespace,
             "job": name,
+            **credentials.record(job.credentials),
         }
 
 

@@ -7,9 +7,11 @@ test_kubernetes_manifests.py."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import re
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +26,7 @@ from recast.engine.kubernetes import (
     KubernetesConfig,
     KubernetesExecutor,
     job_manifest,
+    secret_manifest,
 )
 from recast.engine.limits import Limits
 
@@ -41,6 +44,15 @@ class Emulator:
     url: str
     loop: asyncio.AbstractEventLoop
     logs: dict[str, str] = field(default_factory=dict)
+    # The uid the API server gave each Job it created (by name).
+    uids: dict[str, str] = field(default_factory=dict)
+
+    def created(self, request: kmock.Request) -> dict[str, Any]:
+        """What an API server answers a create with: the object and the uid
+        it assigned (the emulator stores objects as they are sent)."""
+        uid = str(uuid.uuid4())
+        self.uids[request.data["metadata"]["name"]] = uid
+        return {**request.data, "metadata": {**request.data["metadata"], "uid": uid}}
 
     def api(self, agent: str = CONTROLLER) -> k8s.ApiClient:
         configuration = k8s.Configuration()
@@ -60,6 +72,19 @@ class Emulator:
     def jobs(self) -> list[dict[str, Any]]:
         listed = k8s.BatchV1Api(self.api()).list_namespaced_job(NAMESPACE)
         return [self.api().sanitize_for_serialization(j) for j in listed.items]
+
+    def secrets(self) -> list[dict[str, Any]]:
+        listed = k8s.CoreV1Api(self.api()).list_namespaced_secret(NAMESPACE)
+        return [self.api().sanitize_for_serialization(s) for s in listed.items]
+
+    def sent(self, kind: str) -> list[dict[str, Any]]:
+        """The bodies of the executor's creates of ``kind`` (jobs, secrets)."""
+        return [
+            r.data
+            for r in self.handler
+            if r.method.value == "POST" and r.url.path.endswith(f"/{kind}")
+            if r.headers.get("User-Agent") != CONTROLLER
+        ]
 
 
 @pytest.fixture(scope="module")
@@ -86,12 +111,14 @@ def emulator(loop: asyncio.AbstractEventLoop) -> Iterator[Emulator]:
     emulated = Emulator(handler, str(server.url), loop)
     handler.resources["batch/v1/jobs"] = {}
     handler.resources["v1/pods"] = {}
+    handler.resources["v1/secrets"] = {}
     # The emulator would answer a log request with the pod object: serve text.
     (
         handler["get", LOG_PATH]
         << kmock.headers({"Content-Type": "text/plain"})
         << (lambda request: emulated.logs.get(request.name, "").encode())
     )
+    handler["post", re.compile(r".*/jobs$")] << emulated.created
     yield emulated
 
     async def stop() -> None:
@@ -108,6 +135,8 @@ class Controller:
     def __init__(self, emulator: Emulator, outcome: str, exit_code: int = 0) -> None:
         self.emulator, self.outcome, self.exit_code = emulator, outcome, exit_code
         self.done = threading.Event()
+        # The Secrets there were when each pod started (by Job name).
+        self.secrets_at_start: dict[str, list[str]] = {}
         self.thread = threading.Thread(target=self.loop, daemon=True)
 
     def __enter__(self) -> Controller:
@@ -123,13 +152,17 @@ class Controller:
         while not self.done.is_set():
             for job in self.emulator.jobs():
                 name = job["metadata"]["name"]
-                if name not in seen:
+                # A suspended Job gets no pod until it is let run.
+                if name not in seen and not job["spec"].get("suspend"):
                     seen.add(name)
                     self.act(name)
             time.sleep(0.1)
 
     def act(self, name: str) -> None:
         api = self.emulator.api()
+        self.secrets_at_start[name] = [
+            s["metadata"]["name"] for s in self.emulator.secrets()
+        ]
         pod = f"{name}-x7k2p"
         self.emulator.logs[pod] = "fitting\nCLs = 0.0676\n"
         terminated = {"exitCode": self.exit_code, "reason": "Completed"}
@@ -181,7 +214,9 @@ def config(root: Path) -> KubernetesConfig:
     )
 
 
-def step(root: Path, timeout: int = 60) -> StepJob:
+def step(
+    root: Path, timeout: int = 60, secrets: dict[str, str] | None = None
+) -> StepJob:
     rundir = root / "work" / "run-1"
     (rundir / "workflow" / "fit").mkdir(parents=True, exist_ok=True)
     return StepJob(
@@ -193,6 +228,7 @@ def step(root: Path, timeout: int = 60) -> StepJob:
         readonly=[str(rundir / "workflow" / "patch")],
         log_path=str(rundir / "logs" / "fit.log"),
         timeout=timeout,
+        credentials=secrets or {},
     )
 
 
@@ -330,3 +366,164 @@ def test_an_unreachable_api_server_cannot_start(tmp_path: Path) -> None:
     assert outcome.reason.startswith(
         "could not start: the API server cannot be reached ("
     )
+
+
+TOKEN = "glpat-Zq8cXw3Rk2mN7vTa"
+SECRETS = {"gitlab-token": TOKEN, "eos_key": "k3y\nwith a newline\n"}
+
+
+def test_credentials_come_from_a_secret_made_before_the_job_runs(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    job = step(tmp_path, secrets=SECRETS)
+
+    with Controller(emulator, "succeeded") as controller:
+        outcome = executor(emulator, tmp_path).run(job, lambda: False)
+
+    assert (outcome.ok, outcome.reason) == (True, "")
+    assert outcome.environment["credentials"] == ["eos_key", "gitlab-token"]
+    [sent_job] = emulator.sent("jobs")
+    [secret] = emulator.sent("secrets")
+    name = sent_job["metadata"]["name"]
+    assert sent_job["spec"]["suspend"] is True
+    assert controller.secrets_at_start[name] == [f"{name}-credentials"]
+    assert secret["type"] == "Opaque"
+    assert secret["immutable"] is True
+    assert secret["metadata"]["labels"] == sent_job["metadata"]["labels"]
+    decoded = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+    assert decoded == SECRETS
+    [owner] = secret["metadata"]["ownerReferences"]
+    assert owner == {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "name": name,
+        "uid": emulator.uids[name],
+    }
+    jobs = f"/apis/batch/v1/namespaces/{NAMESPACE}/jobs"
+    secrets = f"/api/v1/namespaces/{NAMESPACE}/secrets"
+    writes = [(m, p) for m, p, _ in emulator.requests() if m != "GET"]
+    assert writes == [
+        ("POST", jobs),
+        ("POST", secrets),
+        ("PATCH", f"{jobs}/{name}"),
+        ("DELETE", f"{secrets}/{name}-credentials"),
+    ]
+    assert emulator.secrets() == []
+
+
+def test_the_job_mounts_the_secret_and_holds_no_value(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    job = step(tmp_path, secrets=SECRETS)
+
+    with Controller(emulator, "succeeded"):
+        executor(emulator, tmp_path).run(job, lambda: False)
+
+    [sent_job] = emulator.sent("jobs")
+    name = sent_job["metadata"]["name"]
+    pod = sent_job["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert {
+        "name": "credentials",
+        "mountPath": "/run/recast/credentials",
+        "readOnly": True,
+    } in container["volumeMounts"]
+    assert {
+        "name": "credentials",
+        "secret": {"secretName": f"{name}-credentials", "defaultMode": 0o440},
+    } in pod["volumes"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["RECAST_CREDENTIALS_DIR"] == "/run/recast/credentials"
+    assert env["RECAST_CREDENTIAL_GITLAB_TOKEN"] == (
+        "/run/recast/credentials/gitlab-token"
+    )
+    assert env["RECAST_CREDENTIAL_EOS_KEY"] == "/run/recast/credentials/eos_key"
+    every_job_request = b"".join(
+        r.body for r in emulator.handler if "/jobs" in r.url.path
+    )
+    assert TOKEN.encode() not in every_job_request
+    assert b"k3y" not in every_job_request
+    [stored] = emulator.jobs()
+    assert TOKEN not in repr(stored)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "reason"),
+    [("failed", ""), ("deadline", "timed out after 60 s")],
+)
+def test_the_secret_is_deleted_when_the_step_fails(
+    emulator: Emulator, tmp_path: Path, outcome: str, reason: str
+) -> None:
+    with Controller(emulator, outcome, exit_code=2):
+        ended = executor(emulator, tmp_path).run(
+            step(tmp_path, secrets=SECRETS), lambda: False
+        )
+
+    assert (ended.ok, ended.reason) == (False, reason)
+    assert len(emulator.sent("secrets")) == 1
+    assert emulator.secrets() == []
+
+
+def test_cancel_deletes_the_job_and_its_secret(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    cancel = threading.Event()
+    threading.Timer(1.0, cancel.set).start()
+
+    with Controller(emulator, "running"):
+        outcome = executor(emulator, tmp_path).run(
+            step(tmp_path, secrets=SECRETS), cancel.is_set
+        )
+
+    assert outcome.reason == "cancelled"
+    assert emulator.jobs() == []
+    assert emulator.secrets() == []
+    deletes = [path for method, path, _ in emulator.requests() if method == "DELETE"]
+    assert [path.split("/")[-2] for path in deletes] == ["jobs", "secrets"]
+
+
+def test_a_refused_secret_leaves_no_job_behind(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    emulator.handler["post", re.compile(r".*/secrets$")] << 403
+
+    outcome = executor(emulator, tmp_path).run(
+        step(tmp_path, secrets=SECRETS), lambda: False
+    )
+
+    assert outcome.reason == "could not start: the API server answered 403 Forbidden"
+    assert emulator.jobs() == []
+    assert emulator.secrets() == []
+
+
+def test_the_secret_sent_is_the_manifest_the_backend_writes(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    job = step(tmp_path, secrets=SECRETS)
+
+    with Controller(emulator, "succeeded"):
+        executor(emulator, tmp_path).run(job, lambda: False)
+
+    [secret] = emulator.sent("secrets")
+    name = secret["metadata"]["ownerReferences"][0]["name"]
+    uid = secret["metadata"]["ownerReferences"][0]["uid"]
+    assert secret == secret_manifest(
+        name, job, Limits(4096, 1), config(tmp_path), owner_uid=uid
+    )
+
+
+def test_a_job_that_cannot_be_let_run_is_deleted_with_its_secret(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    emulator.handler["patch", re.compile(r".*/jobs/[^/]+$")] << 500
+
+    outcome = executor(emulator, tmp_path).run(
+        step(tmp_path, secrets=SECRETS), lambda: False
+    )
+
+    assert outcome.reason == (
+        "could not start: the API server answered 500 Internal Server Error"
+    )
+    assert len(emulator.sent("secrets")) == 1
+    assert emulator.jobs() == []
+    assert emulator.secrets() == []

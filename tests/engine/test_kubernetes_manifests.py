@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from recast.engine.events import StepJob
-from recast.engine.kubernetes import KubernetesConfig, job_manifest
+from recast.engine.kubernetes import KubernetesConfig, job_manifest, secret_manifest
 from recast.engine.limits import step_limits
 
 ROOT = Path("/var/lib/recast")
@@ -47,6 +47,9 @@ VARIANTS = {
         "download", resources=["network", {"memory_mb": 16384}, {"cpus": 4}]
     ),
     "scatter step name": step("fit_0.[3]_long-name_" + "x" * 80),
+    "credentials": step(
+        "fetch", credentials={"gitlab-token": "glpat-x", "eos_key": "k\n"}
+    ),
 }
 
 
@@ -63,16 +66,32 @@ def manifests() -> list[dict[str, Any]]:
     ]
 
 
-def test_every_job_the_backend_writes_is_valid(
+def secrets() -> list[dict[str, Any]]:
+    """The Secret of each variant with credentials, owned by its Job."""
+    return [
+        secret_manifest(
+            f"recast-{index}-0123456789",
+            job,
+            step_limits(job.resources, 4096, 1),
+            CONFIG,
+            owner_uid="0b6f6a1e-4c7d-4f5e-9a43-2d0c8f1e7a55",
+        )
+        for index, job in enumerate(VARIANTS.values())
+        if job.credentials
+    ]
+
+
+def test_every_job_and_secret_the_backend_writes_is_valid(
     kubernetes_validate: Any, tmp_path: Path
 ) -> None:
     path = tmp_path / "jobs.yaml"
-    path.write_text(yaml.safe_dump_all(manifests()))
+    path.write_text(yaml.safe_dump_all(manifests() + secrets()))
 
     code, output = kubernetes_validate(path)
 
     assert code == 0, output
     assert output.count("passed for resource job/") == len(VARIANTS)
+    assert output.count("passed for resource secret/") == 1
 
 
 def test_the_validator_rejects_a_misspelled_field(
@@ -118,7 +137,7 @@ def test_a_job_isolates_its_step(variant: str) -> None:
         (str(RUNDIR), True),
         (job.workdir, False),
         ("/tmp", False),
-    ]
+    ] + ([("/run/recast/credentials", True)] if job.credentials else [])
     labels = manifest["metadata"]["labels"]
     assert all(len(value) <= 63 for value in labels.values())
     # The NetworkPolicies of deploy/k8s select step pods by these two labels.
@@ -128,3 +147,24 @@ def test_a_job_isolates_its_step(variant: str) -> None:
         "true" if "network" in job.resources else "false"
     )
     assert labels["recast.io/run"] == "4b0c5a4e-0d1f-4e59-a1a9-3f1f3e0e7c11"
+
+
+def test_a_job_with_credentials_mounts_its_secret_read_only_and_no_value() -> None:
+    job = VARIANTS["credentials"]
+    manifest = job_manifest(
+        "recast-fit-1", job, step_limits(job.resources, 4096, 1), RUNDIR, CONFIG
+    )
+
+    pod = manifest["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert manifest["spec"]["suspend"] is True
+    assert container["volumeMounts"][-1] == {
+        "name": "credentials",
+        "mountPath": "/run/recast/credentials",
+        "readOnly": True,
+    }
+    # Readable by the step's group (its fsGroup) and by no one else.
+    assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsUser"]
+    assert pod["volumes"][-1]["secret"]["defaultMode"] == 0o440
+    assert "glpat-x" not in yaml.safe_dump(manifest)
+    assert "RECAST_CREDENTIAL_GITLAB_TOKEN" in yaml.safe_dump(manifest)
