@@ -191,7 +191,7 @@ def credentials_field(owner: User) -> forms.MultipleChoiceField:
     at the field rather than dropped."""
     names = credentials_of(owner).order_by("name").values_list("name", flat=True)
     return forms.MultipleChoiceField(
-        label="Credentials",
+        label="Your credentials",
         choices=[(n, n) for n in names],
         required=False,
         widget=forms.CheckboxSelectMultiple,
