@@ -8,13 +8,16 @@ import re
 from typing import Any
 
 from django import forms
+from django.contrib.auth.models import User
 from django.core.files.uploadedfile import UploadedFile
 
 from recast.catalogue.models import Analysis
 from recast.core.errors import InvalidInput, RecastError
+from recast.credentials.selectors import credentials_of
 from recast.reinterpretation.inputs import patch_names
 
 POINT, PATCHES, PATTERN, PATCHSET = "point", "patches", "scan", "patchset"
+CREDENTIALS = "credentials"
 INPUT = "input_"  # prefix of the fields made from the input schema
 PATH = re.compile(r"^(?:[\w.-]+: )?\$((?:\.[\w-]+|\[\d+\])*)")
 
@@ -50,7 +53,8 @@ def schema_field(key: str, schema: dict[str, Any]) -> forms.Field:
 class SubmitForm(forms.Form):
     """One point (from the input schema's fields) or, for an analysis with a
     patchset, a scan: chosen patches, a pattern over their names, or an
-    uploaded patchset."""
+    uploaded patchset. For a signed-in ``owner``, also which of their
+    credentials the steps are handed (names only)."""
 
     mode = forms.ChoiceField(
         label="What to run", widget=forms.RadioSelect, initial=POINT
@@ -62,7 +66,13 @@ class SubmitForm(forms.Form):
         help_text="optional: a name for the point (one point only)",
     )
 
-    def __init__(self, analysis: Analysis, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        analysis: Analysis,
+        *args: Any,
+        owner: User | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.analysis = analysis
         properties = analysis.input_schema.get("properties", {})
@@ -97,6 +107,14 @@ class SubmitForm(forms.Form):
         mode = self.fields["mode"]
         assert isinstance(mode, forms.ChoiceField)
         mode.choices = modes
+        if owner is not None:
+            self.fields[CREDENTIALS] = credentials_field(owner)
+
+    @property
+    def offers_credentials(self) -> bool:
+        # A bound field with no choices is falsy in a template, so the
+        # template asks this instead.
+        return CREDENTIALS in self.fields
 
     def input_fields(self) -> list[forms.BoundField]:
         return [self[f"{INPUT}{key}"] for key in self.schema_keys]
@@ -160,11 +178,30 @@ class SubmitForm(forms.Form):
         if not match or not match.group(1):
             return None
         first = re.split(r"[.\[]", match.group(1).lstrip("."))[0]
-        if first in ("patches", "scan", "patchset") and first in self.fields:
+        if first in (PATCHES, PATTERN, PATCHSET, CREDENTIALS) and first in self.fields:
             return first
         if self.cleaned_data.get("mode") != POINT:
             return None
         return f"{INPUT}{first}" if first in self.schema_keys else None
+
+
+def credentials_field(owner: User) -> forms.MultipleChoiceField:
+    """Checkboxes of the owner's credentials, by name. It is there even when
+    they have none, so that a name deleted since the page was drawn is refused
+    at the field rather than dropped."""
+    names = credentials_of(owner).order_by("name").values_list("name", flat=True)
+    return forms.MultipleChoiceField(
+        label="Your credentials",
+        choices=[(n, n) for n in names],
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="handed to the steps while they run, for private inputs; "
+        "steps that get them are never cached",
+        error_messages={
+            "invalid_choice": "you have no credential named '%(value)s' (deleted? "
+            "add it again on the Credentials page)"
+        },
+    )
 
 
 class TokenForm(forms.Form):

@@ -24,9 +24,14 @@ from recast.credentials import selectors as credential_selectors
 from recast.credentials import services as credential_services
 from recast.engine import graph
 from recast.portal import plots
-from recast.portal.forms import POINT, CredentialForm, SubmitForm, TokenForm
+from recast.portal.forms import (
+    CREDENTIALS,
+    POINT,
+    CredentialForm,
+    SubmitForm,
+    TokenForm,
+)
 from recast.reinterpretation import selectors
-from recast.reinterpretation.idempotency import request_accept
 from recast.reinterpretation.inputs import Uploads, check_point
 from recast.reinterpretation.models import FINISHED, Request, Run, Validation
 from recast.reinterpretation.services import request_cancel
@@ -129,7 +134,7 @@ def analysis_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "links": reference_links(analysis.references),
         "version": version,
         "stages": [s.get("name") for s in version.spec.get("stages", [])],
-        "form": SubmitForm(analysis),
+        "form": SubmitForm(analysis, owner=user_of(request)),
         "examples": json.dumps(analysis.example_inputs, indent=2, sort_keys=True),
         "schema": json.dumps(analysis.input_schema, indent=2),
         "reference": numbers_rows(analysis.reference_result),
@@ -155,17 +160,25 @@ def submit(request: HttpRequest, slug: str) -> HttpResponse:
         analysis = analysis_get(slug, request.user)
     except NotFound as error:
         return not_found(request, error)
+    owner = user_of(request)
     if request.method != "POST":
-        form = SubmitForm(analysis, initial={"mode": POINT})
+        form = SubmitForm(analysis, initial={"mode": POINT}, owner=owner)
         return render(
             request, "portal/submit.html", {"analysis": analysis, "form": form}
         )
 
-    form = SubmitForm(analysis, request.POST, request.FILES)
+    form = SubmitForm(analysis, request.POST, request.FILES, owner=owner)
     if form.is_valid():
         try:
             points = submitted_points(form, analysis)
-            created, _ = request_accept(analysis, points, user_of(request))
+            # Checked again by the API's service: one deleted since the form
+            # was validated is refused at the field, nothing stored.
+            names = credential_services.credential_names_check(
+                owner, form.cleaned_data.get(CREDENTIALS)
+            )
+            created, _ = credential_services.request_accept_using(
+                analysis, points, owner, names
+            )
         except RecastError as error:
             form.show_error(error)
         else:

@@ -236,3 +236,29 @@ def test_browsing_and_the_submit_form_work_without_javascript(
     assert page.locator("#group-patches").is_visible()
     assert page.locator("#group-patchset").is_visible()
     watched.shot("13-no-javascript-analysis")
+
+
+def test_a_credential_added_in_the_portal_is_offered_on_the_submit_form(
+    server: str, browser: Any
+) -> None:
+    watched = Watched(browser)
+    page = watched.page
+
+    page.goto(f"{server}/credentials/")
+    page.get_by_label("User name").fill("alice")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_label("Name", exact=True).fill("eos-token")
+    page.get_by_label("Value").fill("eos-secret-Qx7Lp3Vb")  # made up
+    page.get_by_role("button", name="Store it").click()
+    page.goto(f"{server}/analyses/{DEMO}/submit/")
+    page.get_by_label("eos-token", exact=True).check()
+    # A refused form keeps the tick; nothing runs, so the test stays short.
+    page.get_by_label("A scan of patches chosen from the patchset").check()
+    page.get_by_role("button", name="Submit").click()
+    watched.shot("14-submit-credentials")
+
+    assert page.locator("#field-patches .error").is_visible()
+    assert page.get_by_label("eos-token", exact=True).is_checked()
+    assert "eos-secret" not in page.content()
+    assert watched.problems == [f"400 {server}/analyses/{DEMO}/submit/"]
