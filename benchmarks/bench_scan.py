@@ -10,11 +10,14 @@ main this benchmark says so in its notes.
 The baseline is the loop a physicist would write (pyhf numpy backend, CLs at
 mu = 1 with the expected band, one model per point), timed on a sample of
 points spread over the grid on the same cores and extrapolated to all points.
-The fast path computes more per point (the six upper limits and the plot grid
-as well), so the ratio is conservative.
+With RECAST_BENCH_LIMITS=1 (the default) the fit step computes more per point
+(the six upper limits and the plot grid as well), so the ratio is conservative;
+with RECAST_BENCH_LIMITS=0 it runs as a request with ``limits: false`` does,
+computing exactly the baseline's quantities: the like-for-like ratio.
 
 Environment: RECAST_BENCH_POINTS (default all), RECAST_BENCH_BASELINE_POINTS
-(default 4), RECAST_ENVS_DIR (the step environments).
+(default 4), RECAST_BENCH_LIMITS (1 or 0, default 1), RECAST_ENVS_DIR (the step
+environments).
 """
 
 from __future__ import annotations
@@ -86,13 +89,23 @@ def in_parallel(commands: list[list[str]], env: dict[str, str] = STEP_ENV) -> fl
     return time.monotonic() - started
 
 
-def fit_command(step: Path, batch: Path) -> list[str]:
+def fit_command(step: Path, batch: Path, limits: bool) -> list[str]:
     manifest = str(batch / "patched.json")
-    return [str(step), "fit", "--patched", manifest, "--output-dir", str(batch / "fit")]
+    return [
+        *(str(step), "fit", "--patched", manifest),
+        *("--output-dir", str(batch / "fit"), "--limits", str(limits).lower()),
+    ]
+
+
+def limits_setting() -> bool:
+    value = os.environ.get("RECAST_BENCH_LIMITS", "1")
+    if value not in ("0", "1"):
+        raise SystemExit(f"RECAST_BENCH_LIMITS must be 0 or 1, not {value!r}")
+    return value == "1"
 
 
 def patch_and_fit(
-    step: Path, signals: list[Path], work: Path, cores: int
+    step: Path, signals: list[Path], work: Path, cores: int, limits: bool
 ) -> tuple[float, float, list[dict[str, Any]]]:
     bkgonly = str(LBB / "BkgOnly.json")
     groups = shares(signals, cores)
@@ -104,7 +117,7 @@ def patch_and_fit(
         command += ["--signals", *map(str, group)]
     patch_seconds = in_parallel(patch)
 
-    fit = [fit_command(step, work / f"b{i}") for i in range(len(groups))]
+    fit = [fit_command(step, work / f"b{i}", limits) for i in range(len(groups))]
     # As the local backend runs them: one JAX compilation cache for the steps of
     # the environment, here empty at the start (a cold platform).
     cache = {"JAX_COMPILATION_CACHE_DIR": str(work / "xla-cache")}
@@ -161,6 +174,7 @@ def main() -> Report:
         else None
     )
     sample_size = int(os.environ.get("RECAST_BENCH_BASELINE_POINTS", "4"))
+    limits = limits_setting()
     cores = os.cpu_count() or 1
     python = step_python()
     step = python.with_name("recast-pyhf")
@@ -168,7 +182,9 @@ def main() -> Report:
     with tempfile.TemporaryDirectory(prefix="recast-bench-scan-") as scratch:
         work = Path(scratch)
         signals = write_signals(work / "signals", limit)
-        patch_seconds, fit_seconds, fits = patch_and_fit(step, signals, work, cores)
+        patch_seconds, fit_seconds, fits = patch_and_fit(
+            step, signals, work, cores, limits
+        )
         reference = baseline(python, sample(signals, sample_size), work, cores)
 
     per_point = sum(p["seconds"] for p in reference.values()) / len(reference)
@@ -177,6 +193,7 @@ def main() -> Report:
     statuses = Counter(f["fit_status"] for f in fits)
     paths = Counter(str(f["fit_path"]) for f in fits)
     report.figures = {
+        "mode": "full (limits and plot grid)" if limits else "CLs at mu = 1 only",
         "points": len(signals),
         "cores": cores,
         "patch_step_s": round(patch_seconds, 1),
@@ -204,8 +221,15 @@ def main() -> Report:
     report.notes = [
         "measured: the patch and fit steps over all points, one batch per core "
         "(not yet through the API, worker and archive: that needs batched scans)",
-        "the fit step computes CLs at mu = 1, the observed and five expected "
-        "limits (to relative 1e-4) and a 12-point plot grid per point",
+        (
+            "mode full (RECAST_BENCH_LIMITS=1): the fit step computes CLs at "
+            "mu = 1, the observed and five expected limits (to relative 1e-4) and "
+            "a 12-point plot grid per point; the ratio is conservative"
+            if limits
+            else "mode CLs only (RECAST_BENCH_LIMITS=0, a request's limits: false): "
+            "the fit step computes CLs at mu = 1 and its expected band, exactly "
+            "the baseline's quantities; the like-for-like ratio"
+        ),
         f"baseline: plain pyhf numpy loop (CLs at mu = 1 only) timed on "
         f"{len(reference)} points spread over the grid, {cores} processes, "
         f"extrapolated to {len(signals)} points on {cores} cores",

@@ -212,6 +212,12 @@ class RequestCreateSerializer(serializers.Serializer[Any]):
         default=True,
         help_text="false: run every step, reusing nothing from the step cache",
     )
+    limits = serializers.BooleanField(
+        required=False,
+        default=True,
+        help_text="public likelihoods: false computes CLs at mu = 1 and its "
+        "expected band only (much faster, no upper limits), for every point",
+    )
 
 
 @extend_schema_field({"type": "string", "format": "binary", "minLength": 1})
