@@ -195,7 +195,9 @@ def points_from(
     if source == "inputs":
         inputs = json_field(data, "inputs") if data.get("inputs") else {}
         uploads, first = attached_uploads(analysis, attached)
-        points = [check_point(analysis, {**shared, **inputs}, uploads, name or first)]
+        if isinstance(inputs, dict):  # anything else check_point refuses
+            inputs = {**shared, **inputs}
+        points = [check_point(analysis, inputs, uploads, name or first)]
     elif source == "points":
         points = listed_points(analysis, json_field(data, "points"))
         same_limits(points, "points")
