@@ -19,14 +19,18 @@ The baseline is the loop a physicist would write (pyhf numpy backend, CLs at
 mu = 1 with the expected band, one model per point), timed on a sample of the
 submitted points spread over the grid, as many processes as cores, and
 extrapolated to all points. The platform computes more per point (the six
-upper limits and the plot grid as well), so the ratio is conservative. The
-largest CLs deviation compares the stored results with the baseline's points.
+upper limits and the plot grid as well), so the ratio is conservative;
+with RECAST_BENCH_LIMITS=0 the scan is submitted with ``limits: false``
+(CLs at mu = 1 and its expected band only, exactly the baseline's
+quantities): the like-for-like ratio. The largest CLs deviation compares the
+stored results with the baseline's points.
 
 ``RECAST_BENCH_STEPS=1`` also times the workflow's patch and fit steps
 directly (one batch per core, no platform), the step-level figure.
 
 Environment: RECAST_BENCH_POINTS (default all 125), RECAST_BENCH_BASELINE_POINTS
-(default 4), RECAST_BENCH_STEPS (default 0), RECAST_BENCH_DATABASE_URL,
+(default 4), RECAST_BENCH_LIMITS (1 or 0, default 1), RECAST_BENCH_STEPS
+(default 0), RECAST_BENCH_DATABASE_URL,
 RECAST_ENVS_DIR (the step environments).
 """
 
@@ -110,13 +114,23 @@ def in_parallel(commands: list[list[str]], env: dict[str, str] = STEP_ENV) -> fl
     return time.monotonic() - started
 
 
-def fit_command(step: Path, batch: Path) -> list[str]:
+def fit_command(step: Path, batch: Path, limits: bool) -> list[str]:
     manifest = str(batch / "patched.json")
-    return [str(step), "fit", "--patched", manifest, "--output-dir", str(batch / "fit")]
+    return [
+        *(str(step), "fit", "--patched", manifest),
+        *("--output-dir", str(batch / "fit"), "--limits", str(limits).lower()),
+    ]
+
+
+def limits_setting() -> bool:
+    value = os.environ.get("RECAST_BENCH_LIMITS", "1")
+    if value not in ("0", "1"):
+        raise SystemExit(f"RECAST_BENCH_LIMITS must be 0 or 1, not {value!r}")
+    return value == "1"
 
 
 def patch_and_fit(
-    step: Path, signals: list[Path], work: Path, cores: int
+    step: Path, signals: list[Path], work: Path, cores: int, limits: bool
 ) -> tuple[float, float, list[dict[str, Any]]]:
     bkgonly = str(LBB / "BkgOnly.json")
     groups = shares(signals, cores)
@@ -128,7 +142,7 @@ def patch_and_fit(
         command += ["--signals", *map(str, group)]
     patch_seconds = in_parallel(patch)
 
-    fit = [fit_command(step, work / f"b{i}") for i in range(len(groups))]
+    fit = [fit_command(step, work / f"b{i}", limits) for i in range(len(groups))]
     # As the local backend runs them: one JAX compilation cache for the steps of
     # the environment, here empty at the start (a cold platform).
     cache = {"JAX_COMPILATION_CACHE_DIR": str(work / "xla-cache")}
@@ -223,12 +237,14 @@ def archive_problems(server: Server, run: dict[str, Any]) -> list[str]:
     return [f"{run['point']}: {p}" for p in archive_verify(folder)]
 
 
-def platform_scan(names: list[str], cores: int) -> dict[str, Any]:
+def platform_scan(names: list[str], cores: int, limits: bool) -> dict[str, Any]:
     """Submit the scan, wait for it, check every point; return the figures."""
     with serve(WORKFLOWS, workers=cores) as server:
         add_likelihood(server)
         started = time.time()
-        created = server.post("requests/", {"analysis": SLUG, "patches": names})
+        created = server.post(
+            "requests/", {"analysis": SLUG, "patches": names, "limits": limits}
+        )
         accepted = time.time() - started
         detail = until_finished(server, created["id"])
         seconds = datetime.fromisoformat(detail["finished_at"]).timestamp() - started
@@ -314,6 +330,7 @@ def main() -> Report:
     )
     sample_size = int(os.environ.get("RECAST_BENCH_BASELINE_POINTS", "4"))
     with_steps = os.environ.get("RECAST_BENCH_STEPS", "0") == "1"
+    limits = limits_setting()
     cores = os.cpu_count() or 1
     python = step_python()
     step = python.with_name("recast-pyhf")
@@ -323,16 +340,19 @@ def main() -> Report:
         work = Path(scratch)
         signals = write_signals(work / "signals", limit)
         names = [path.stem for path in signals]
-        scan = platform_scan(names, cores)
+        scan = platform_scan(names, cores, limits)
         load_during = os.getloadavg()[0]
         reference = baseline(python, sample(signals, sample_size), work, cores)
-        steps = patch_and_fit(step, signals, work, cores) if with_steps else None
+        steps = (
+            patch_and_fit(step, signals, work, cores, limits) if with_steps else None
+        )
 
     per_point = sum(p["seconds"] for p in reference.values()) / len(reference)
     baseline_total = per_point * len(signals) / cores
     total = scan["seconds"]
     worst, compared = deviation(scan["results"], reference)
     report.figures = {
+        "mode": "full (limits and plot grid)" if limits else "CLs at mu = 1 only",
         "points": len(signals),
         "cores": cores,
         "end_to_end_s": round(total, 1),
@@ -392,8 +412,15 @@ def main() -> Report:
         "cut into batches), from just before the POST to the request's "
         "finished_at; every run then checked (status, stored CLs, archive "
         "checksum and files).",
-        "the fit step computes CLs at mu = 1, the observed and five expected "
-        "limits (to relative 1e-4) and a 12-point plot grid per point",
+        (
+            "mode full (RECAST_BENCH_LIMITS=1): the fit step computes CLs at "
+            "mu = 1, the observed and five expected limits (to relative 1e-4) and "
+            "a 12-point plot grid per point; the ratio is conservative"
+            if limits
+            else "mode CLs only (RECAST_BENCH_LIMITS=0, a request's limits: false): "
+            "the fit step computes CLs at mu = 1 and its expected band, exactly "
+            "the baseline's quantities; the like-for-like ratio"
+        ),
         f"baseline: plain pyhf numpy loop (CLs at mu = 1 only) timed on "
         f"{len(reference)} points spread over the grid, {cores} processes, "
         f"extrapolated to {len(signals)} points on {cores} cores",

@@ -229,6 +229,12 @@ class RequestCreateSerializer(serializers.Serializer[Any]):
         help_text="names of your credentials that the steps are handed while they "
         "run (for private inputs); such steps are never cached",
     )
+    limits = serializers.BooleanField(
+        required=False,
+        default=True,
+        help_text="public likelihoods: false computes CLs at mu = 1 and its "
+        "expected band only (much faster, no upper limits), for every point",
+    )
 
 
 @extend_schema_field({"type": "string", "format": "binary", "minLength": 1})

@@ -125,15 +125,27 @@ def parameter_labels(points: list[dict[str, Any]]) -> list[str]:
     return list(dict.fromkeys(k for p in points for k in p["model_parameters"]))
 
 
+def has_limits(points: list[dict[str, Any]]) -> bool:
+    """Whether any point has an upper limit: a request for CLs at mu = 1 only
+    has none, and columns of dashes would say nothing."""
+    return any(v is not None for p in points for v in [p["mu_up_obs"], *p["mu_up_exp"]])
+
+
 def results_table(analysis: dict[str, Any], points: list[dict[str, Any]]) -> Table:
     table = Table("CLs and upper limits")
+    limits = has_limits(points)
     table.description = (
         f"Reinterpretation of {analysis['title']} with recast: CLs at mu = 1 "
-        "(qtilde, asymptotic formulae) and 95% CL upper limits on the signal "
-        "strength mu, for each model point."
+        "(qtilde, asymptotic formulae)"
+        + (
+            " and 95% CL upper limits on the signal strength mu"
+            if limits
+            else " (no upper limits on mu were computed)"
+        )
+        + ", for each model point."
     )
     table.location = "recast reinterpretation results"
-    table.keywords["observables"] = ["CLs", "mu_up"]
+    table.keywords["observables"] = ["CLs", "mu_up"] if limits else ["CLs"]
     labels = parameter_labels(points) or ["point"]
     for label in labels:
         values = [
@@ -150,6 +162,12 @@ def results_table(analysis: dict[str, Any], points: list[dict[str, Any]]) -> Tab
                 f"CLs expected ({sigma})", [p["cls_exp"][index] for p in points], False
             )
         )
+    if limits:
+        limit_columns(table, points)
+    return table
+
+
+def limit_columns(table: Table, points: list[dict[str, Any]]) -> None:
     table.add_variable(
         unbinned(
             "mu upper limit observed", [limit(p["mu_up_obs"]) for p in points], False
@@ -160,7 +178,6 @@ def results_table(analysis: dict[str, Any], points: list[dict[str, Any]]) -> Tab
         table.add_variable(
             unbinned(f"mu upper limit expected ({sigma})", values, False)
         )
-    return table
 
 
 def limit(value: float | None) -> float | str:

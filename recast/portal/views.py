@@ -347,8 +347,14 @@ def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
         "steps": steps_of(run),
         "finished": run.status in FINISHED,
         "has_brazil": scan is not None,
+        "limits_not_requested": limits_not_requested(run.result or {}),
     }
     return render(request, "portal/run.html", context)
+
+
+def limits_not_requested(result: dict[str, Any]) -> bool:
+    fit = result.get("fit")
+    return isinstance(fit, dict) and fit.get("limits") == "not_requested"
 
 
 def step_states(run: Run) -> dict[str, str]:

@@ -173,7 +173,10 @@ def materialise_point(
             shutil.copyfile(blob_path(analysis.bkgonly_sha256), bkgonly)
         signal = inputs_dir / f"{run.point}.json"
         shutil.copyfile(blob_path(run.inputs["signal"].removeprefix("sha256:")), signal)
-        return {"bkgonly": str(bkgonly), parameter: [str(signal)]}
+        # A request's points all ask the same ``limits`` (see submission), so
+        # the batch may take its first point's.
+        limits = bool(run.inputs.get("limits", True))
+        return {"bkgonly": str(bkgonly), parameter: [str(signal)], "limits": limits}
 
     init = {
         name: init_value(inputs_dir / name, value) for name, value in run.inputs.items()

@@ -231,16 +231,20 @@ def no_limit(count: int, field_name: str) -> None:
 
 
 def glob_points(
-    analysis: Analysis, pattern: str, limit: LimitCheck = no_limit
+    analysis: Analysis,
+    pattern: str,
+    limit: LimitCheck = no_limit,
+    shared: dict[str, Any] | None = None,
 ) -> list[PointInputs]:
-    """One point per patch of the analysis' patchset whose name matches ``pattern``."""
+    """One point per patch of the analysis' patchset whose name matches
+    ``pattern``, each with the ``shared`` inputs as well."""
     names = [
         name for name in patch_names(analysis) if fnmatch.fnmatchcase(name, pattern)
     ]
     if not names:
         raise InvalidInput(f"$.scan: no patch of '{analysis.slug}' matches '{pattern}'")
     limit(len(names), "scan")
-    return [check_point(analysis, {"patch": name}) for name in names]
+    return [check_point(analysis, {**(shared or {}), "patch": name}) for name in names]
 
 
 def patchset_points(
@@ -248,8 +252,10 @@ def patchset_points(
     content: bytes,
     field_name: str = "patchset",
     limit: LimitCheck = no_limit,
+    shared: dict[str, Any] | None = None,
 ) -> list[PointInputs]:
-    """One point per patch of an uploaded pyhf patchset."""
+    """One point per patch of an uploaded pyhf patchset, each with the
+    ``shared`` inputs as well."""
     try:
         document = json.loads(content)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -281,7 +287,7 @@ def patchset_points(
         }
         signal = json.dumps(single, sort_keys=True).encode()
         try:
-            points.append(check_point(analysis, {}, {"signal": signal}))
+            points.append(check_point(analysis, shared or {}, {"signal": signal}))
         except InvalidInput as exc:
             where = f"$.{field_name}.patches[{index}]"
             raise InvalidInput(

@@ -79,19 +79,49 @@ def listed_points(analysis: Analysis, points: Any) -> list[PointInputs]:
     return checked
 
 
-def named_patches(analysis: Analysis, names: Any) -> list[PointInputs]:
+def named_patches(
+    analysis: Analysis, names: Any, shared: dict[str, Any]
+) -> list[PointInputs]:
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise InvalidInput("$.patches: must be a list of patch names")
     within_limit(len(names), "patches")
-    return [check_point(analysis, {"patch": name}) for name in names]
+    return [check_point(analysis, {**shared, "patch": name}) for name in names]
+
+
+def shared_inputs(data: dict[str, Any]) -> dict[str, Any]:
+    """``limits`` given beside the points: an input of every point, as JSON
+    true/false or the strings a multipart form sends. Anything else goes on
+    to the point's schema, which names the field in its refusal."""
+    if "limits" not in data:
+        return {}
+    value = data["limits"]
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        value = value.lower() == "true"
+    return {"limits": value}
+
+
+def same_limits(points: Sequence[PointInputs], source: str) -> None:
+    """Refuse points that differ in ``limits``: a request's points run in
+    batches, one fit step for many points, which either finds limits or not."""
+    first = points[0].inputs.get("limits", True)
+    for index, point in enumerate(points):
+        if point.inputs.get("limits", True) != first:
+            raise InvalidInput(
+                f"$.{source}[{index}].inputs.limits: every point of a request "
+                f"must ask the same limits (the first asks {str(first).lower()})"
+            )
 
 
 def uploaded_signal(
-    analysis: Analysis, content: bytes, filename: str, name: str
+    analysis: Analysis,
+    content: bytes,
+    filename: str,
+    name: str,
+    shared: dict[str, Any],
 ) -> PointInputs:
     fallback = filename.rsplit("/", 1)[-1].removesuffix(".json")
     default = str(signal_metadata(content, "signal").get("name") or fallback)
-    return check_point(analysis, {}, {"signal": content}, name or default)
+    return check_point(analysis, shared, {"signal": content}, name or default)
 
 
 def cache_flag(data: dict[str, Any]) -> bool:
@@ -161,22 +191,30 @@ def points_from(
         check_size(name, content)
 
     name = str(data.get("name") or "")
+    shared = shared_inputs(data)
     if source == "inputs":
         inputs = json_field(data, "inputs") if data.get("inputs") else {}
         uploads, first = attached_uploads(analysis, attached)
+        if isinstance(inputs, dict):  # anything else check_point refuses
+            inputs = {**shared, **inputs}
         points = [check_point(analysis, inputs, uploads, name or first)]
     elif source == "points":
         points = listed_points(analysis, json_field(data, "points"))
+        same_limits(points, "points")
     elif source == "patches":
-        points = named_patches(analysis, json_field(data, "patches"))
+        points = named_patches(analysis, json_field(data, "patches"), shared)
     elif source == "scan":
-        points = glob_points(analysis, str(data["scan"]), within_limit)
+        points = glob_points(analysis, str(data["scan"]), within_limit, shared)
     elif source == "signal":
         points = [
-            uploaded_signal(analysis, files["signal"][1], files["signal"][0], name)
+            uploaded_signal(
+                analysis, files["signal"][1], files["signal"][0], name, shared
+            )
         ]
     else:
-        points = patchset_points(analysis, files["patchset"][1], limit=within_limit)
+        points = patchset_points(
+            analysis, files["patchset"][1], limit=within_limit, shared=shared
+        )
 
     return points
 

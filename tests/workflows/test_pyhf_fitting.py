@@ -409,3 +409,54 @@ def test_an_unreadable_manifest_fails_the_step_with_a_message(
 
     assert done.returncode == 2
     assert done.stderr == "recast-pyhf fit: patched.json: no 'points' to fit\n"
+
+
+def fit_step(step: Path, folder: Path, *options: str) -> dict[str, Any]:
+    fit = [str(step), "fit", "--patched", str(folder / "patched.json")]
+    out = folder / ("fit" + "-".join(options))
+    done = subprocess.run(
+        [*fit, "--output-dir", str(out), *options],
+        capture_output=True,
+        text=True,
+        env=STEP_ENV,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    document: dict[str, Any] = json.loads((out / "fits.json").read_text())
+    return document
+
+
+def test_limits_false_gives_the_same_cls_in_a_tenth_of_the_fits(
+    step_python: Path, tmp_path: Path
+) -> None:
+    step = step_python.with_name("recast-pyhf")
+    names = ["stop_450_0", "stop_650_100", "stop_1050_0"]
+    patched_demo(step, tmp_path / "patch", names)
+
+    full = fit_step(step, tmp_path / "patch")
+    quick = fit_step(step, tmp_path / "patch", "--limits", "false")
+
+    assert (full["limits"], quick["limits"]) == (True, False)
+    for with_limits, cls_only in zip(full["fits"], quick["fits"], strict=True):
+        assert cls_only["fit_status"] == "ok"
+        assert cls_only["fit_message"] == "fit converged; upper limits not requested"
+        assert cls_only["limits"] == "not_requested"
+        assert cls_only["cls_obs"] == pytest.approx(with_limits["cls_obs"], rel=1e-9)
+        assert cls_only["cls_exp"] == pytest.approx(with_limits["cls_exp"], rel=1e-9)
+        assert (cls_only["mu_up_obs"], cls_only["mu_up_exp"]) == (None, [None] * 5)
+        assert cls_only["scan"]["mu"] == [1.0]
+        assert 10 * cls_only["n_fits"] <= 2 * with_limits["n_fits"]
+
+
+def test_the_fit_step_refuses_a_limits_value_that_is_no_boolean(
+    step_python: Path, tmp_path: Path
+) -> None:
+    step = step_python.with_name("recast-pyhf")
+    done = subprocess.run(
+        [str(step), "fit", "--patched", "x", "--output-dir", "y", "--limits", "no"],
+        capture_output=True,
+        text=True,
+        env=STEP_ENV,
+    )
+
+    assert done.returncode == 2
+    assert "argument --limits: must be true or false, not 'no'" in done.stderr

@@ -10,6 +10,14 @@ from pathlib import Path
 from . import StepError, __version__
 
 
+def flag(text: str) -> bool:
+    """A workflow's boolean as its command line spells it (yadage writes a
+    Python bool as True/False, YAML and JSON as true/false)."""
+    if text.lower() not in ("true", "false"):
+        raise argparse.ArgumentTypeError(f"must be true or false, not {text!r}")
+    return text.lower() == "true"
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="recast-pyhf")
     top.add_argument("--version", action="version", version=__version__)
@@ -24,6 +32,13 @@ def parser() -> argparse.ArgumentParser:
     fit.add_argument("--patched", type=Path, required=True)
     fit.add_argument("--output-dir", type=Path, required=True)
     fit.add_argument("--backend", choices=["jax", "numpy"], default="jax")
+    fit.add_argument(
+        "--limits",
+        type=flag,
+        default=True,
+        help="true (default): also the upper limits on mu and a plot grid; "
+        "false: CLs at mu = 1 and its expected band only",
+    )
 
     summarise = steps.add_parser("summarise", help="write recast result documents")
     summarise.add_argument("--fits", type=Path, required=True)
@@ -44,7 +59,7 @@ def dispatch(args: argparse.Namespace) -> None:
     elif args.step == "fit":
         from . import fitting
 
-        fitting.run(args.patched, args.output_dir, args.backend)
+        fitting.run(args.patched, args.output_dir, args.backend, args.limits)
     elif args.step == "summarise":
         from . import summary
 

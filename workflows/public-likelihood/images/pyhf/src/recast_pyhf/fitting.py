@@ -43,6 +43,8 @@ OPTIMIZERS = {
     "jax": "bounded Gauss-Newton inside XLA, scipy SLSQP where that does not converge",
     "numpy": "the scipy optimizer",
 }
+# The fit message of a point whose request asked for CLs at mu = 1 only.
+CLS_ONLY = "fit converged; upper limits not requested"
 
 
 class BadPoint(Exception):
@@ -111,7 +113,21 @@ def calculator_for(
     return model, fast_calculator(Fitter(structure, model), data), "fast", ""
 
 
-def fit_point(spec: dict[str, Any], structures: Structures) -> dict[str, Any]:
+def upper_limits(
+    curves: Curves, limits: bool
+) -> tuple[float | None, list[float | None], str]:
+    """The limits and the plot grid past them; Nones and no message when the
+    request asked for CLs at mu = 1 only (the limits are most of the fits)."""
+    if not limits:
+        return None, [None] * 5, ""
+    mu_up_obs, mu_up_exp, limit_message = curves.limits()
+    curves.plot_grid([v for v in [mu_up_obs, *mu_up_exp] if v is not None])
+    return mu_up_obs, mu_up_exp, limit_message
+
+
+def fit_point(
+    spec: dict[str, Any], structures: Structures, limits: bool = True
+) -> dict[str, Any]:
     problem = non_finite(spec)
     if problem:
         raise BadPoint(problem)
@@ -121,15 +137,15 @@ def fit_point(spec: dict[str, Any], structures: Structures) -> dict[str, Any]:
 
     curves = Curves(calculator, low, high)
     cls_obs, cls_exp = curves.observed(1.0), curves.expected(1.0)
-    mu_up_obs, mu_up_exp, limit_message = curves.limits()
-    curves.plot_grid([v for v in [mu_up_obs, *mu_up_exp] if v is not None])
+    mu_up_obs, mu_up_exp, limit_message = upper_limits(curves, limits)
 
-    status, message = "ok", "fit converged"
+    status, message = "ok", "fit converged" if limits else CLS_ONLY
     if not finite([cls_obs, *cls_exp]):
         status, message = "failed", "CLs is NaN or infinite"
     elif limit_message:
         status, message = "no_limit", limit_message
     return {
+        "limits": "computed" if limits else "not_requested",
         "poi": config.poi_name,
         "fit_status": status,
         "fit_message": message,
@@ -147,8 +163,9 @@ def fit_point(spec: dict[str, Any], structures: Structures) -> dict[str, Any]:
     }
 
 
-def failed_point(message: str) -> dict[str, Any]:
+def failed_point(message: str, limits: bool = True) -> dict[str, Any]:
     return {
+        "limits": "computed" if limits else "not_requested",
         "poi": None,
         "fit_status": "failed",
         "fit_message": message,
@@ -166,24 +183,27 @@ def failed_point(message: str) -> dict[str, Any]:
     }
 
 
-def fit_or_fail(point: dict[str, Any], structures: Structures) -> dict[str, Any]:
+def fit_or_fail(
+    point: dict[str, Any], structures: Structures, limits: bool = True
+) -> dict[str, Any]:
     """One point's fit, or a failed point saying why: never an exception."""
     try:
         spec = json.loads(Path(point["workspace"]).read_text())
         with warnings.catch_warnings():
             # A fit near a bound warns on every iteration; the health check reports it.
             warnings.simplefilter("ignore", RuntimeWarning)
-            return fit_point(spec, structures)
+            return fit_point(spec, structures, limits)
     except (BadPoint, FitFailed) as exc:
-        return failed_point(str(exc))
+        message = str(exc)
     except PYHF_INPUT_ERRORS as exc:
-        return failed_point(f"the workspace is not a valid model: {exc}")
+        message = f"the workspace is not a valid model: {exc}"
     except pyhf.exceptions.FailedMinimization as exc:
-        return failed_point(f"a fit did not converge: {exc}")
+        message = f"a fit did not converge: {exc}"
     except Exception as exc:
         # Whatever else one point provokes stays with that point: a batch carries on.
         logger.exception("point %s failed", point.get("point"))
-        return failed_point(f"{type(exc).__name__}: {exc}")
+        message = f"{type(exc).__name__}: {exc}"
+    return failed_point(message, limits)
 
 
 def read_manifest(manifest_path: Path) -> list[dict[str, Any]]:
@@ -204,11 +224,14 @@ def read_manifest(manifest_path: Path) -> list[dict[str, Any]]:
     return points
 
 
-def run(manifest_path: Path, outdir: Path, backend: str = "jax") -> Path:
+def run(
+    manifest_path: Path, outdir: Path, backend: str = "jax", limits: bool = True
+) -> Path:
     """Fit every point; write ``fits.json`` and ``points/<point>.json`` for each.
 
     The fast path needs JAX: with ``backend="numpy"`` every point goes through
-    plain pyhf, as the reference the fast path is checked against.
+    plain pyhf, as the reference the fast path is checked against. With
+    ``limits=False`` a point gets CLs at mu = 1 and its expected band only.
     """
     points = read_manifest(manifest_path)
     pyhf.set_backend(backend, "scipy")
@@ -219,7 +242,7 @@ def run(manifest_path: Path, outdir: Path, backend: str = "jax") -> Path:
     fits = []
     for point in points:
         started = time.monotonic()
-        fit = fit_or_fail(point, structures)
+        fit = fit_or_fail(point, structures, limits)
         fit["seconds"] = round(time.monotonic() - started, 3)
         fits.append(
             {"point": point["point"], "metadata": point.get("metadata", {}), **fit}
@@ -233,6 +256,7 @@ def run(manifest_path: Path, outdir: Path, backend: str = "jax") -> Path:
         "backend": backend,
         "optimizer": OPTIMIZERS.get(backend, OPTIMIZERS["numpy"]),
         "limit_rtol": LIMIT_RTOL,
+        "limits": limits,
         "structures": len(structures.known),
         "compiles": structures.compiles,
         "fits": fits,

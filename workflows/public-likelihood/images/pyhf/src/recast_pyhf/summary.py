@@ -24,6 +24,7 @@ def fit_section(fit: dict[str, Any]) -> dict[str, Any]:
         "path": fit.get("fit_path"),
         "path_reason": fit.get("fit_path_reason") or None,
         "n_fits": fit.get("n_fits"),
+        "limits": fit.get("limits"),
         "n_parameters": fit.get("n_parameters"),
         "n_bins": fit.get("n_bins"),
     }
