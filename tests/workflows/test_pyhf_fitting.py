@@ -7,6 +7,7 @@ not in the platform), through fastfit_probe.py or the step's own command line.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -325,6 +326,8 @@ def patched_demo(step: Path, folder: Path, names: list[str]) -> list[dict[str, A
     points: list[dict[str, Any]] = json.loads((folder / "patched.json").read_text())[
         "points"
     ]
+    for point in points:
+        point["workspace"] = str(folder / point["workspace"])
     return points
 
 
@@ -409,6 +412,23 @@ def test_an_unreadable_manifest_fails_the_step_with_a_message(
 
     assert done.returncode == 2
     assert done.stderr == "recast-pyhf fit: patched.json: no 'points' to fit\n"
+
+
+def test_the_patch_steps_outputs_still_fit_once_moved_elsewhere(
+    step_python: Path, tmp_path: Path
+) -> None:
+    """What a step-cache hit does: a later run gets the patch step's outputs in
+    a folder of its own, and the one that made them is gone."""
+    step = step_python.with_name("recast-pyhf")
+    patched_demo(step, tmp_path / "made", ["stop_450_0"])
+    shutil.copytree(tmp_path / "made", tmp_path / "reused")
+    shutil.rmtree(tmp_path / "made")
+
+    manifest = json.loads((tmp_path / "reused" / "patched.json").read_text())
+    fits = fit_step(step, tmp_path / "reused", "--limits", "false")
+
+    assert manifest["points"][0]["workspace"] == "stop_450_0/workspace.json"
+    assert [f["fit_status"] for f in fits["fits"]] == ["ok"]
 
 
 def fit_step(step: Path, folder: Path, *options: str) -> dict[str, Any]:

@@ -221,6 +221,8 @@ def read_manifest(manifest_path: Path) -> list[dict[str, Any]]:
             raise StepError(
                 f"{manifest_path.name}: point {index} needs 'point' and 'workspace'"
             )
+        # A relative path is the patch step's own (beside the manifest).
+        point["workspace"] = str(manifest_path.parent / point["workspace"])
     return points
 
 

@@ -142,7 +142,9 @@ def patch_one(
     target.write_text(json.dumps(patched, sort_keys=True))
     return {
         "point": name,
-        "workspace": str(target),
+        # Relative to the manifest: a step cache hands these outputs to later
+        # runs in folders of their own, where this run's path would not exist.
+        "workspace": str(target.relative_to(outdir)),
         "signal_sha256": hashlib.sha256(signal_path.read_bytes()).hexdigest(),
         "metadata": metadata,
     }
