@@ -76,11 +76,15 @@ def test_cls_only_gives_the_same_cls_with_no_limits_and_fewer_fits(
     demo: Analysis, alice: User, as_alice: APIClient, queued: list[str], tmp_path: Path
 ) -> None:
     full = results(run_request(as_alice, {"analysis": DEMO, "patches": POINTS}))
-    # Without the step cache: a batch's cached patch step names workspaces in
-    # the earlier batch's folder, which is gone (a step-cache shortcoming).
-    body = {"analysis": DEMO, "patches": POINTS, "limits": False, "cache": False}
+    # The patch step is the first request's, from the step cache, in a
+    # folder of this run's own: its manifest must not send the fit to the
+    # first run's folder.
+    body = {"analysis": DEMO, "patches": POINTS, "limits": False}
     request = run_request(as_alice, body)
     quick = results(request)
+    patch = request.runs.get(point=POINTS[0]).steps.get(name="patch")
+
+    assert patch.reused
 
     for point in POINTS:
         schemas.validate(quick[point], schemas.spec("result/v1"), "result")
