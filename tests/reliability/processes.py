@@ -3,11 +3,13 @@ on the test database (PostgreSQL) and a Redis broker database of their own."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -15,6 +17,8 @@ from django.db import connection
 
 from tests.conftest import REPO
 from tests.servers import free_port, wait_for_server
+
+ARTIFACTS = REPO / "tests" / "artifacts"
 
 REQUIRED = os.environ.get("RECAST_REQUIRE_SERVICES") == "1"
 RECAST = str(Path(sys.executable).with_name("recast"))
@@ -108,3 +112,13 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 30) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def figures_record(document: str, name: str, figures: dict[str, Any]) -> None:
+    """Add one test's figures under ``name`` to tests/artifacts/``document``
+    (docs/reliability.md quotes them), keeping the other tests' entries."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / document
+    known = json.loads(path.read_text()) if path.exists() else {}
+    known[name] = figures
+    path.write_text(json.dumps(known, indent=1, sort_keys=True) + "\n")

@@ -32,6 +32,7 @@ from recast.reinterpretation.models import FINISHED, Request, Run
 from recast.reinterpretation.services import request_cancel, request_submit
 from tests.conftest import REPO
 from tests.reliability.processes import (
+    figures_record,
     require_services,
     service_env,
     start_worker,
@@ -40,7 +41,6 @@ from tests.reliability.processes import (
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
 WORKFLOWS = Path(__file__).resolve().parent / "workflows"
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 SCAN, WORKERS, SECONDS = 50, 2, 120
 # Batched: at most four points a batch, so that the two batches running when
 # the single point arrives hold eight of the scan's points, not its tenth.
@@ -108,11 +108,7 @@ def batch_size(run: Run) -> int:
 
 
 def record(name: str, figures: dict[str, Any]) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / "fair_share.json"
-    known = json.loads(path.read_text()) if path.exists() else {}
-    known[name] = figures
-    path.write_text(json.dumps(known, indent=1, sort_keys=True) + "\n")
+    figures_record("fair_share.json", name, figures)
 
 
 def test_a_single_point_after_a_long_scan_finishes_before_its_tenth_point(

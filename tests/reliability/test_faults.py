@@ -37,7 +37,7 @@ import requests
 from django.conf import settings
 
 from tests.conftest import REPO
-from tests.reliability.processes import RECAST
+from tests.reliability.processes import RECAST, figures_record
 from tests.servers import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
@@ -49,7 +49,6 @@ PG_BIN = max(
     default=Path("/usr/lib/postgresql/15/bin"),
 )
 WORKFLOWS = Path(__file__).resolve().parent / "workflows"
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 ANALYSIS = "sleepy"
 LEASE = 10  # seconds; the platform's minimum (twice the 5 s heartbeat)
 FINISHED = ("succeeded", "failed", "cancelled")
@@ -341,12 +340,7 @@ def points(n: int, seconds: int = 1, fill_kb: int = 0) -> list[dict[str, Any]]:
 
 
 def record(name: str, figures: dict[str, Any]) -> None:
-    """Add this test's figures to tests/artifacts/faults.json."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / "faults.json"
-    known = json.loads(path.read_text()) if path.exists() else {}
-    known[name] = figures
-    path.write_text(json.dumps(known, indent=1, sort_keys=True) + "\n")
+    figures_record("faults.json", name, figures)
 
 
 @pytest.fixture(scope="session")
