@@ -130,6 +130,7 @@ def test_a_batch_runs_each_step_once_for_all_its_points(
     assert record(batch, "stop_450_0")["batch"]["init"] == {
         "bkgonly": "inputs/BkgOnly.json",
         "signals": [f"inputs/{point}.json" for point in POINTS],
+        "limits": True,
     }
     assert (
         record(batch, "stop_450_0")["batch"]["id"]
@@ -188,6 +189,7 @@ def test_each_point_archive_holds_its_own_inputs_and_outputs_only(
     assert record(batch, "stop_450_0")["init"] == {
         "bkgonly": "inputs/BkgOnly.json",
         "signals": ["inputs/stop_450_0.json"],
+        "limits": True,
     }
     assert sorted(record(batch, "stop_450_0")["batch"]["sliced"]) == [
         "outputs/fit/fits.json",
