@@ -24,6 +24,9 @@ from typing import Any
 MEMORY = Path("/dev/shm")  # noqa: S108
 PREFIX = "RECAST_CREDENTIAL_"
 FOLDER_VARIABLE = "RECAST_CREDENTIALS_DIR"
+# Where a step's credentials folder appears inside a container, on every
+# container backend (Docker's bind mount, Kubernetes' Secret volume).
+CONTAINER_FOLDER = "/run/recast/credentials"
 # What replaces a credential's value in a log.
 REDACTED = "[credential {name} redacted]"
 

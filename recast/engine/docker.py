@@ -38,8 +38,7 @@ STOP_GRACE_SECONDS = 5
 # The uid steps run as when the worker itself is root (never root inside).
 STEP_UID = 1000
 LABEL = "org.recast.step"
-# Where a step's credentials folder appears inside its container.
-CREDENTIALS_MOUNT = "/run/recast/credentials"
+CREDENTIALS_MOUNT = credentials.CONTAINER_FOLDER
 
 
 class CannotStart(Exception):

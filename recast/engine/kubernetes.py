@@ -57,8 +57,7 @@ DEADLINE_GRACE_SECONDS = 60
 IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 LABEL_PREFIX = "recast.io"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "recast"}
-# Where a step's credentials appear: the same path as on the Docker backend.
-CREDENTIALS_MOUNT = "/run/recast/credentials"
+CREDENTIALS_MOUNT = credentials.CONTAINER_FOLDER
 # The kubelet makes a Secret volume's files root's, in the pod's fsGroup: the
 # step (STEP_UID, in group STEP_UID) reads them through the group bits alone.
 CREDENTIALS_MODE = 0o440
