@@ -126,20 +126,21 @@ def room_for(owner_id: int | None) -> int:
     return max(0, limit - running)
 
 
-def size_now(request: Request, waiting: int, shared: bool, room: int) -> int:
+def size_now(request: Request, points: int, shared: bool, room: int) -> int:
     """Points in the batch claimed now: one for a workflow that declares no
-    batch; else about ``waiting / (2 * RECAST_SCAN_SLOTS)`` (enough batches to
-    keep every slot busy), at most the workflow's ``max_points``, at most
-    RECAST_BATCH_MAX, and at most RECAST_BATCH_MAX_SHARED when another owner
-    has points waiting (so that they wait one small batch, not a long one);
-    never past the owner's running limit (``room``, at least one)."""
+    batch; else about ``points / (2 * RECAST_SCAN_SLOTS)`` for a request of
+    ``points`` points (enough batches to keep every slot busy), at most the
+    workflow's ``max_points``, at most RECAST_BATCH_MAX, and at most
+    RECAST_BATCH_MAX_SHARED when another owner has points waiting (so that
+    they wait one small batch, not a long one); never past the owner's
+    running limit (``room``, at least one)."""
     from recast.reinterpretation.dispatch import batch_size
 
     declared = request.workflow_version.batch
     if not declared:
         return 1
     cap = settings.RECAST_BATCH_MAX_SHARED if shared else settings.RECAST_BATCH_MAX
-    size = batch_size(waiting, settings.RECAST_SCAN_SLOTS, declared["max_points"])
+    size = batch_size(points, settings.RECAST_SCAN_SLOTS, declared["max_points"])
     return min(size, cap, room)
 
 
@@ -188,7 +189,12 @@ def owner_claim(
         id=oldest.request_id
     )
     points = mine.filter(request=request)
-    size = size_now(request, points.count(), shared, room)
+    # Sized from the whole scan, as ``dispatch.batch_plan`` plans it: sizing
+    # from what still waits made every claim smaller than the one before, and
+    # a scan's tail ran as batches of one point, each paying the step
+    # processes' start and the fit step's compile (19 batches for 125 points).
+    scan = Run.objects.filter(request=request).count()
+    size = size_now(request, scan, shared, room)
     # Rows another pull is claiming right now are skipped, not waited for.
     locked = points.order_by("point").select_for_update(skip_locked=True, of=("self",))
     run_ids = [str(i) for i in locked.values_list("id", flat=True)[:size]]

@@ -153,18 +153,20 @@ def test_an_owner_alone_gets_full_batches_and_small_ones_while_others_wait(
     patches(demo, bob, grid[:6])
     shared = [batch_claim("local") for _ in range(4)]
 
-    # Half of what waits for the one slot: six of twelve.
+    # Half of the scan for the one slot: six of twelve.
     assert claimed(alone) == [("alice", name) for name in grid[:6]]
-    # Bob has the fewest running until his last point is out; his first
-    # batch is cut to two (he alone would get three).
-    assert [claimed(b) for b in shared] == [
+    # Bob has the fewest running until his last point is out; his batches
+    # are cut to two (he alone would get three, half of his six).
+    assert [claimed(b) for b in shared[:3]] == [
         [("bob", grid[0]), ("bob", grid[1])],
         [("bob", grid[2]), ("bob", grid[3])],
-        [("bob", grid[4])],
-        [("bob", grid[5])],
+        [("bob", grid[4]), ("bob", grid[5])],
     ]
-    # Alice is alone again: half of her six waiting points.
-    assert claimed(batch_claim("local")) == [("alice", name) for name in grid[6:9]]
+    # Alice is alone again, and her batches are still sized from her whole
+    # scan: the six points left, not half of them (a scan's tail cut ever
+    # smaller would pay each step's start again and again).
+    assert claimed(shared[3]) == [("alice", name) for name in grid[6:12]]
+    assert batch_claim("local") == []
 
 
 def test_a_point_silent_past_its_lease_is_taken_over_as_a_new_attempt(

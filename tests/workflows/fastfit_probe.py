@@ -4,6 +4,7 @@
 Prints one JSON document with the numbers both ways, for the tests to compare.
 """
 
+import copy
 import json
 import sys
 import warnings
@@ -23,7 +24,7 @@ warnings.simplefilter("ignore", RuntimeWarning)
 def reference(spec, backend, limits):
     """CLs at mu = 1 (and the limits) from plain pyhf on ``backend``."""
     pyhf.set_backend(backend, "scipy")
-    model, data = compiled.build(spec)
+    model, data = compiled.build(copy.deepcopy(spec))
     observed, expected = pyhf.infer.hypotest(
         1.0, data, model, test_stat="qtilde", return_expected_set=True
     )
@@ -37,11 +38,12 @@ def reference(spec, backend, limits):
     return numbers
 
 
+def sources(specs):
+    return [lambda spec=spec: copy.deepcopy(spec) for spec in specs]
+
+
 def fast(specs):
-    pyhf.set_backend("jax", "scipy")
-    structures = compiled.Structures()
-    points = [fitting.fit_point(spec, structures) for spec in specs]
-    return points, structures
+    return fitting.fit_specs(sources(specs), "jax", limits=True)
 
 
 def patched(bkgonly_path, patchset_path, names):
@@ -60,12 +62,15 @@ def fits(specs):
     The free fits and fits at fixed mu on the data and on the Asimov data,
     each from pyhf's starting values: twice the NLL and the parameters.
     """
+    pyhf.set_backend("numpy")
+    survey = compiled.Survey()
+    prepared = [survey.prepare(source(), source) for source in sources(specs)]
     pyhf.set_backend("jax", "scipy")
-    structures = compiled.Structures()
+    structures = compiled.Structures(survey)
     found = []
-    for spec in specs:
-        model, data = compiled.build(spec)
-        fitter = compiled.Fitter(structures.lookup(model, spec), model)
+    for point in prepared:
+        fitter = compiled.Fitter(structures.lookup(point), point)
+        data = point.data
         background, _ = fitter.fit(data, mu=0.0)
         asimov = np.asarray(fitter.expected_data(background))
         for label, dataset in (("data", np.asarray(data)), ("asimov", asimov)):

@@ -8,22 +8,31 @@ own ``logpdf`` and ``expected_data`` still do the computing, on a template
 model whose arrays are swapped for the inputs while JAX traces it. So every
 modifier and interpolation code pyhf supports is covered.
 
+A batch runs in two passes. First, with pyhf's numpy backend, every patch's
+model is built and its numbers taken out (``Survey``): pyhf builds a model
+several times faster on numpy, where its index bookkeeping is plain array
+code, than on JAX, where every such operation is dispatched on its own. Then,
+on the JAX backend, one template model is built per structure and compiled
+(``Structures``), and every patch is fitted with its own numbers as inputs.
+
 Which arrays carry numbers and which carry structure (indices, masks) is found
 by building the model a second time from the same workspace with every bin
-content and modifier value scaled by a random factor: the JAX arrays that change
+content and modifier value scaled by a random factor: the arrays that change
 are inputs, everything else is structure and must be identical, value for
-value, in any patch the compiled function serves. A structure that does not
-pass a self-check against pyhf's own numbers is refused, and its points go the
-plain pyhf way.
+value, in any patch the compiled function serves. A structure whose compiled
+functions do not reproduce pyhf's numpy evaluation, on the scaled model and on
+the template's own, is refused, and its points go the plain pyhf way.
 """
 
 from __future__ import annotations
 
 import copy
 import hashlib
+import pickle
 import random
 import types
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import jax
@@ -33,6 +42,7 @@ import pyhf
 import scipy.optimize
 
 from . import newton
+from .documents import Owned
 
 MODIFIER_SETTINGS = {
     "normsys": {"interpcode": "code4"},
@@ -43,6 +53,7 @@ ARRAYS = (np.ndarray, jax.Array)
 Path = tuple[Any, ...]
 # How closely the compiled function must reproduce pyhf's own evaluation.
 SELF_CHECK_RTOL = 1e-9
+SCALE_SEED = 20261204
 
 
 class Unsupported(Exception):
@@ -53,11 +64,29 @@ class FitFailed(Exception):
     """The optimizer did not converge, as pyhf's FailedMinimization."""
 
 
-def build(spec: dict[str, Any]) -> tuple[pyhf.pdf.Model, Any]:
-    """The model and data of a workspace already validated by the patch step."""
-    workspace = pyhf.Workspace(spec, validate=False)
-    model = workspace.model(modifier_settings=MODIFIER_SETTINGS, validate=False)
-    return model, workspace.data(model)
+def build(spec: dict[str, Any]) -> tuple[pyhf.pdf.Model, list[float]]:
+    """The model and data of a workspace already validated by the patch step,
+    as ``pyhf.Workspace(spec).model()`` and ``.data(model)`` make them (the
+    first measurement), without validating or copying ``spec`` again: the
+    caller hands over a document it does not use afterwards."""
+    measurements = spec.get("measurements") or []
+    if not measurements:
+        raise pyhf.exceptions.InvalidSpecification("the workspace has no measurement")
+    config = measurements[0]["config"]
+    model = pyhf.Model(
+        Owned(channels=spec["channels"], parameters=config.get("parameters", [])),
+        poi_name=config["poi"],
+        modifier_settings=MODIFIER_SETTINGS,
+        validate=False,
+    )
+    observations = {obs["name"]: obs["data"] for obs in spec["observations"]}
+    missing = [c for c in model.config.channels if c not in observations]
+    if missing:
+        raise pyhf.exceptions.InvalidSpecification(
+            f"the workspace has no observations for channel '{missing[0]}'"
+        )
+    data = [x for channel in model.config.channels for x in observations[channel]]
+    return model, data + list(model.config.auxdata)
 
 
 def scaled(spec: dict[str, Any], seed: int) -> dict[str, Any]:
@@ -133,7 +162,7 @@ def same(a: Any, b: Any) -> bool:
 
 
 def is_mask(path: Path, value: Any) -> bool:
-    if not isinstance(value, jax.Array):
+    if not isinstance(value, ARRAYS):
         return False
     if value.dtype == bool:
         return True
@@ -158,47 +187,196 @@ def put(root: Any, path: Path, value: Any) -> None:
         setattr(parent, key, value)
 
 
-def outline(found: list[tuple[Path, Any]]) -> str:
-    """A digest of the leaves' paths and kinds: models of one structure share it."""
-    digest = hashlib.sha256()
-    for path, value in found:
-        digest.update(repr((path, type(value).__name__, np.shape(value))).encode())
-    return digest.hexdigest()
+@dataclass(frozen=True)
+class Reference:
+    """pyhf's own numbers for one model at one parameter point, to check against."""
+
+    pars: np.ndarray
+    data: np.ndarray
+    twice_nll: float
+    arrays: dict[Path, np.ndarray]
+
+    @classmethod
+    def of(cls, model: pyhf.pdf.Model, arrays: dict[Path, np.ndarray]) -> Reference:
+        pars = np.asarray(model.config.suggested_init(), dtype=float)
+        pars = pars + 0.01 * np.arange(len(pars)) / len(pars)
+        lo, hi = np.asarray(model.config.suggested_bounds(), dtype=float).T
+        pars = np.clip(pars, lo, hi)
+        data = np.asarray(model.expected_data(pars), dtype=float)
+        twice_nll = float(-2 * np.asarray(model.logpdf(pars, data))[0])
+        return cls(pars, data, twice_nll, arrays)
+
+
+@dataclass(frozen=True)
+class PointConfig:
+    """What a fit needs from a model's configuration, as plain Python."""
+
+    poi_name: str
+    poi_index: int
+    init: list[float]
+    bounds: list[tuple[float, float]]
+    fixed: list[bool]
+    n_bins: int
+
+    @classmethod
+    def of(cls, model: pyhf.pdf.Model) -> PointConfig:
+        config = model.config
+        return cls(
+            poi_name=str(config.poi_name),
+            poi_index=int(config.poi_index),
+            init=[float(v) for v in config.suggested_init()],
+            bounds=[(float(lo), float(hi)) for lo, hi in config.suggested_bounds()],
+            fixed=[bool(f) for f in config.suggested_fixed()],
+            n_bins=int(sum(config.channel_nbins.values())),
+        )
+
+
+class Layout:
+    """Where the numbers of one model layout are (numpy pass): the leaves that
+    change when the workspace's numbers change, and the masks."""
+
+    def __init__(self, found: list[tuple[Path, Any]], spec: dict[str, Any]) -> None:
+        other, _ = build(scaled(spec, seed=SCALE_SEED))
+        found_other = leaves(other)
+        self.paths = [path for path, _ in found]
+        if self.paths != [path for path, _ in found_other]:
+            raise Unsupported("the model's layout depends on its bin contents")
+
+        self.changed = {
+            path
+            for (path, a), (_, b) in zip(found, found_other, strict=True)
+            if not same(a, b)
+        }
+        # Masks say which sample a modifier acts on in which bin, which a patch
+        # may change without changing the model's shape: they are inputs too,
+        # the boolean ones and the 0/1 factors pyhf multiplies by (``*_mask``:
+        # the lumi and normfactor appliers keep theirs as floats).
+        self.masks = {path for path, value in found if is_mask(path, value)}
+        self.varying = self.changed | self.masks
+        # Positions, not paths: every model of this layout has its leaves in
+        # this order, and hashing 40 000 paths a patch costs more than the fit.
+        self.varying_at = [
+            i for i, path in enumerate(self.paths) if path in self.varying
+        ]
+        self.structural_at = [
+            index
+            for index, (path, value) in enumerate(found)
+            # Names and the Python copies of the numbers (pyhf's histosets) only
+            # build the arrays; the arrays themselves are compared.
+            if path not in self.varying and not isinstance(value, float | str)
+        ]
+        self.scaled_check = Reference.of(other, self.numbers(found_other))
+
+    def matches(self, found: list[tuple[Path, Any]]) -> bool:
+        return self.paths == [path for path, _ in found]
+
+    def numbers(self, found: list[tuple[Path, Any]]) -> dict[Path, np.ndarray]:
+        numbers = (found[index] for index in self.varying_at)
+        return {path: value for path, value in numbers if isinstance(value, np.ndarray)}
+
+    def fingerprint(self, found: list[tuple[Path, Any]]) -> str:
+        """Digest of everything that is structure: a patch must match it to use it."""
+        values = [found[index][1] for index in self.structural_at]
+        shapes = [np.shape(found[index][1]) for index in self.varying_at]
+        return hashlib.sha256(pickle.dumps((values, shapes), protocol=5)).hexdigest()
+
+
+@dataclass
+class Prepared:
+    """One patch after the numpy pass: its numbers, its structure, its config.
+
+    ``source`` gives the workspace again, for a template or for plain pyhf.
+    """
+
+    source: Callable[[], dict[str, Any]]
+    data: list[float]
+    config: PointConfig
+    layout: Layout | None = None
+    key: str = ""
+    numbers: dict[Path, np.ndarray] | None = None
+    unsupported: str = ""
+
+
+class Survey:
+    """The numpy pass over a batch: each patch's model built once, on numpy."""
+
+    def __init__(self, fast: bool = True) -> None:
+        self.fast = fast
+        self.layouts: list[Layout] = []
+        self.refused: list[tuple[list[Path], str]] = []
+        self.references: dict[str, Reference] = {}
+
+    def prepare(
+        self, spec: dict[str, Any], source: Callable[[], dict[str, Any]]
+    ) -> Prepared:
+        """Needs pyhf's numpy backend; takes ``spec`` over (see ``build``)."""
+        model, data = build(spec)
+        prepared = Prepared(source, data, PointConfig.of(model))
+        if not self.fast:
+            return prepared
+        found = leaves(model)
+        try:
+            layout = self.layout(found, spec)
+        except Unsupported as exc:
+            prepared.unsupported = str(exc)
+            return prepared
+
+        prepared.layout, prepared.numbers = layout, layout.numbers(found)
+        prepared.key = layout.fingerprint(found)
+        if prepared.key not in self.references:
+            self.references[prepared.key] = Reference.of(model, prepared.numbers)
+        return prepared
+
+    def layout(self, found: list[tuple[Path, Any]], spec: dict[str, Any]) -> Layout:
+        for layout in self.layouts:
+            if layout.matches(found):
+                return layout
+        paths = [path for path, _ in found]
+        for refused, reason in self.refused:
+            if refused == paths:
+                raise Unsupported(reason)
+        try:
+            layout = Layout(found, spec)
+        except Unsupported as exc:
+            self.refused.append((paths, str(exc)))
+            raise
+        self.layouts.append(layout)
+        return layout
 
 
 class Structure:
     """A compiled twice-NLL (with its gradient) and expected data for one structure.
 
-    ``compiles`` counts how many times JAX traced the functions: it stays at one
-    per function however many patches the structure serves.
+    Built on the JAX backend from the first patch of its structure. ``compiles``
+    counts how many times JAX traced the functions: it stays at one per function
+    however many patches the structure serves.
     """
 
-    def __init__(self, model: pyhf.pdf.Model, spec: dict[str, Any]) -> None:
+    def __init__(self, first: Prepared, reference: Reference) -> None:
+        assert first.layout is not None and first.numbers is not None
+        layout, numbers = first.layout, first.numbers
+        model, _ = build(first.source())
         found = leaves(model)
-        other, _ = build(scaled(spec, seed=20261204))
-        found_other = leaves(other)
-        if [p for p, _ in found] != [p for p, _ in found_other]:
-            raise Unsupported("the model's layout depends on its bin contents")
+        if not layout.matches(found):
+            raise Unsupported("pyhf lays this model out differently on JAX and numpy")
 
-        changed = [
-            (path, a)
-            for (path, a), (_, b) in zip(found, found_other, strict=True)
-            if not same(a, b)
-        ]
-        self.varying = {path for path, _ in changed}
-        # Masks say which sample a modifier acts on in which bin, which a patch
-        # may change without changing the model's shape: they are inputs too,
-        # the boolean ones and the 0/1 factors pyhf multiplies by (``*_mask``:
-        # the lumi and normfactor appliers keep theirs as floats).
-        masks = [path for path, value in found if is_mask(path, value)]
-        self.varying |= set(masks)
         self.inputs = [
             path
             for path, value in found
-            if path in self.varying and isinstance(value, jax.Array)
+            if path in layout.varying and isinstance(value, jax.Array)
         ]
-        self.outline = outline(found)
-        self.key = self.fingerprint(found)
+        for path in self.inputs:
+            value, number = get(model, path), numbers[path]
+            if np.shape(value) != number.shape or value.dtype != number.dtype:
+                raise Unsupported(f"pyhf's JAX model holds {path} unlike numpy's")
+        # Masks pyhf keeps outside its tensors must match, as structure does.
+        self.fixed_masks = {
+            path: numbers[path]
+            for path, value in found
+            if path in layout.masks - layout.changed
+            and not isinstance(value, jax.Array)
+        }
+        self.key = first.key
         self.template = model
         self.compiles = 0
         self.value_and_grad = jax.jit(jax.value_and_grad(self._twice_nll))
@@ -207,65 +385,36 @@ class Structure:
         self.newton_fit = newton.make_fit(
             self._twice_nll, self._main_expected, self._twice_constraint, self.n_main
         )
-        self.self_check(other)
+        self.self_check(layout.scaled_check, "a copy with other numbers")
+        self.self_check(reference, "its first patch")
 
-    def fingerprint(self, found: list[tuple[Path, Any]]) -> str:
-        """Digest of everything that is structure: a patch must match it to use it."""
-        digest = hashlib.sha256()
-        for path, value in found:
-            digest.update(repr(path).encode())
-            if isinstance(value, float | str | np.floating):
-                # Names and the Python copies of the numbers (pyhf's histosets)
-                # only build the arrays; the arrays themselves are compared.
-                continue
-            if path in self.varying:
-                digest.update(repr(np.shape(value)).encode())
-            elif isinstance(value, ARRAYS):
-                array = np.ascontiguousarray(np.asarray(value))
-                digest.update(repr((array.shape, str(array.dtype))).encode())
-                digest.update(array.tobytes())
-            else:
-                digest.update(repr((type(value).__name__, value)).encode())
-        return digest.hexdigest()
-
-    def serves(self, found: list[tuple[Path, Any]]) -> bool:
-        return outline(found) == self.outline and self.fingerprint(found) == self.key
-
-    def arrays(self, model: pyhf.pdf.Model) -> list[Any]:
-        return [get(model, path) for path in self.inputs]
-
-    def self_check(self, model: pyhf.pdf.Model) -> None:
-        """The compiled functions must give pyhf's own numbers on another model.
-
-        ``model`` has the same structure and other numbers; pyhf's functions of
-        that very model object are compiled for the comparison (evaluating them
-        op by op would cost more than the compile).
-        """
-        pars = np.asarray(model.config.suggested_init(), dtype=float)
-        pars = pars + 0.01 * np.arange(len(pars)) / len(pars)
-        lo, hi = np.asarray(model.config.suggested_bounds(), dtype=float).T
-        pars = np.clip(pars, lo, hi)
-
-        both = jax.jit(
-            lambda p: (
-                model.expected_data(p),
-                model.logpdf(p, model.expected_data(p))[0],
-            )
+    def serves(self, prepared: Prepared) -> bool:
+        numbers = prepared.numbers or {}
+        return prepared.key == self.key and all(
+            same(numbers[path], mask) for path, mask in self.fixed_masks.items()
         )
-        data, logpdf = both(pars)
-        want = float(-2 * logpdf)
-        got = float(self.value_and_grad(pars, data, self.arrays(model))[0])
-        expected = np.asarray(self.expected(pars, self.arrays(model)))
-        if not np.isclose(got, want, rtol=SELF_CHECK_RTOL, atol=0.0):
+
+    def arrays(self, numbers: dict[Path, np.ndarray]) -> list[Any]:
+        return [jnp.asarray(numbers[path]) for path in self.inputs]
+
+    def self_check(self, reference: Reference, which: str) -> None:
+        """The compiled functions must give pyhf's own (numpy) numbers."""
+        arrays = self.arrays(reference.arrays)
+        got = float(self.value_and_grad(reference.pars, reference.data, arrays)[0])
+        expected = np.asarray(self.expected(reference.pars, arrays))
+        if not np.isclose(got, reference.twice_nll, rtol=SELF_CHECK_RTOL, atol=0.0):
             raise Unsupported(
-                f"the compiled likelihood gives {got!r} where pyhf gives {want!r}"
+                f"on {which}, the compiled likelihood gives {got!r} where pyhf "
+                f"gives {reference.twice_nll!r}"
             )
-        if not np.allclose(expected, np.asarray(data), rtol=SELF_CHECK_RTOL):
-            raise Unsupported("the compiled expected data differ from pyhf's")
+        if not np.allclose(expected, reference.data, rtol=SELF_CHECK_RTOL):
+            raise Unsupported(
+                f"on {which}, the compiled expected data differ from pyhf's"
+            )
 
     def _swapped(self, arrays: list[Any], compute: Callable[[], Any]) -> Any:
         # Runs only while JAX traces: the template holds tracers for that moment.
-        originals = self.arrays(self.template)
+        originals = [get(self.template, path) for path in self.inputs]
         for path, array in zip(self.inputs, arrays, strict=True):
             put(self.template, path, array)
         try:
@@ -292,9 +441,10 @@ class Structure:
 
 
 class Structures:
-    """The structures met so far in this process, and those that were refused."""
+    """The JAX pass: the structures met so far in this process, and those refused."""
 
-    def __init__(self) -> None:
+    def __init__(self, survey: Survey) -> None:
+        self.survey = survey
         self.known: list[Structure] = []
         self.refused: dict[str, str] = {}
         self.refused_all: str | None = None
@@ -302,26 +452,30 @@ class Structures:
     def refuse_all(self, reason: str) -> None:
         self.refused_all = reason
 
-    def lookup(self, model: pyhf.pdf.Model, spec: dict[str, Any]) -> Structure:
-        """The structure serving ``model``, compiled on first sight; or Unsupported."""
+    def lookup(self, prepared: Prepared) -> Structure:
+        """The structure serving ``prepared``, compiled on first sight.
+
+        Raises Unsupported where it cannot be compiled or was refused before.
+        """
         if self.refused_all is not None:
             raise Unsupported(self.refused_all)
-        found = leaves(model)
+        if prepared.unsupported:
+            raise Unsupported(prepared.unsupported)
         for structure in self.known:
-            if structure.serves(found):
+            if structure.serves(prepared):
                 return structure
 
-        refusal = self.refused.get(outline(found))
+        refusal = self.refused.get(prepared.key)
         if refusal is not None:
             raise Unsupported(refusal)
         try:
-            structure = Structure(model, spec)
+            structure = Structure(prepared, self.survey.references[prepared.key])
         except Unsupported as exc:
-            self.refused[outline(found)] = str(exc)
+            self.refused[prepared.key] = str(exc)
             raise
         except Exception as exc:  # any failure to trace means plain pyhf
             reason = f"the model could not be compiled: {type(exc).__name__}: {exc}"
-            self.refused[outline(found)] = reason
+            self.refused[prepared.key] = reason
             raise Unsupported(reason) from exc
         self.known.append(structure)
         return structure
@@ -334,13 +488,13 @@ class Structures:
 class Fitter:
     """pyhf's fits (SLSQP through scipy, as pyhf calls it) on one patch's arrays."""
 
-    def __init__(self, structure: Structure, model: pyhf.pdf.Model) -> None:
+    def __init__(self, structure: Structure, prepared: Prepared) -> None:
         self.structure = structure
-        self.arrays = structure.arrays(model)
-        config = model.config
-        self.init = [float(v) for v in config.suggested_init()]
-        self.bounds = [tuple(map(float, b)) for b in config.suggested_bounds()]
-        self.fixed = list(config.suggested_fixed())
+        self.arrays = structure.arrays(prepared.numbers or {})
+        config = prepared.config
+        self.init = list(config.init)
+        self.bounds = list(config.bounds)
+        self.fixed = list(config.fixed)
         self.poi = config.poi_index
         self.fits = 0
         self.slsqp_fits = 0

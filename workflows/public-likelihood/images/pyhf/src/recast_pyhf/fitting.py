@@ -10,11 +10,14 @@ reason; the others carry on.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import math
 import time
 import warnings
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +26,15 @@ import pyhf
 
 from . import StepError
 from .asymptotics import Calculator, FastCalculator, PyhfCalculator
-from .compiled import FitFailed, Fitter, Structures, Unsupported, build
+from .compiled import (
+    FitFailed,
+    Fitter,
+    Prepared,
+    Structures,
+    Survey,
+    Unsupported,
+    build,
+)
 from .limits import LIMIT_RTOL, Curves, finite
 
 logger = logging.getLogger(__name__)
@@ -102,15 +113,15 @@ def pyhf_calculator(model: pyhf.pdf.Model, data: Any) -> PyhfCalculator:
 
 
 def calculator_for(
-    spec: dict[str, Any], structures: Structures
-) -> tuple[pyhf.pdf.Model, Calculator, str, str]:
-    """The model, its calculator, the path taken and why (for plain pyhf)."""
-    model, data = build(spec)
+    prepared: Prepared, structures: Structures
+) -> tuple[Calculator, str, str]:
+    """The point's calculator, the path taken and why (for plain pyhf)."""
     try:
-        structure = structures.lookup(model, spec)
+        structure = structures.lookup(prepared)
     except Unsupported as exc:
-        return model, pyhf_calculator(model, data), "pyhf", str(exc)
-    return model, fast_calculator(Fitter(structure, model), data), "fast", ""
+        model, data = build(prepared.source())
+        return pyhf_calculator(model, data), "pyhf", str(exc)
+    return fast_calculator(Fitter(structure, prepared), prepared.data), "fast", ""
 
 
 def upper_limits(
@@ -126,14 +137,11 @@ def upper_limits(
 
 
 def fit_point(
-    spec: dict[str, Any], structures: Structures, limits: bool = True
+    prepared: Prepared, structures: Structures, limits: bool = True
 ) -> dict[str, Any]:
-    problem = non_finite(spec)
-    if problem:
-        raise BadPoint(problem)
-    model, calculator, path, reason = calculator_for(spec, structures)
-    config = model.config
-    low, high = (float(b) for b in config.suggested_bounds()[config.poi_index])
+    calculator, path, reason = calculator_for(prepared, structures)
+    config = prepared.config
+    low, high = config.bounds[config.poi_index]
 
     curves = Curves(calculator, low, high)
     cls_obs, cls_exp = curves.observed(1.0), curves.expected(1.0)
@@ -158,8 +166,8 @@ def fit_point(
         "mu_up_obs": mu_up_obs,
         "mu_up_exp": mu_up_exp,
         "scan": curves.scan(),
-        "n_parameters": len(config.suggested_init()),
-        "n_bins": int(sum(config.channel_nbins.values())),
+        "n_parameters": len(config.init),
+        "n_bins": config.n_bins,
     }
 
 
@@ -183,27 +191,76 @@ def failed_point(message: str, limits: bool = True) -> dict[str, Any]:
     }
 
 
-def fit_or_fail(
-    point: dict[str, Any], structures: Structures, limits: bool = True
-) -> dict[str, Any]:
-    """One point's fit, or a failed point saying why: never an exception."""
+def guarded(work: Callable[[], Any]) -> Any:
+    """``work()``, or the message saying why it failed: never an exception."""
     try:
-        spec = json.loads(Path(point["workspace"]).read_text())
         with warnings.catch_warnings():
             # A fit near a bound warns on every iteration; the health check reports it.
             warnings.simplefilter("ignore", RuntimeWarning)
-            return fit_point(spec, structures, limits)
+            return work()
     except (BadPoint, FitFailed) as exc:
-        message = str(exc)
+        return Failure(str(exc))
     except PYHF_INPUT_ERRORS as exc:
-        message = f"the workspace is not a valid model: {exc}"
+        return Failure(f"the workspace is not a valid model: {exc}")
     except pyhf.exceptions.FailedMinimization as exc:
-        message = f"a fit did not converge: {exc}"
+        return Failure(f"a fit did not converge: {exc}")
     except Exception as exc:
         # Whatever else one point provokes stays with that point: a batch carries on.
-        logger.exception("point %s failed", point.get("point"))
-        message = f"{type(exc).__name__}: {exc}"
-    return failed_point(message, limits)
+        logger.exception("a point failed")
+        return Failure(f"{type(exc).__name__}: {exc}")
+
+
+class Failure(str):
+    """Why a point could not be prepared or fitted."""
+
+
+def prepare(source: Callable[[], dict[str, Any]], survey: Survey) -> Prepared:
+    spec = source()
+    problem = non_finite(spec)
+    if problem:
+        raise BadPoint(problem)
+    return survey.prepare(spec, source)
+
+
+def reader(path: Path) -> Callable[[], dict[str, Any]]:
+    return lambda: json.loads(path.read_text())
+
+
+def fit_specs(
+    sources: list[Callable[[], dict[str, Any]]], backend: str, limits: bool
+) -> tuple[list[dict[str, Any]], Structures]:
+    """Every point's fit document (or failed point), in order.
+
+    First every model is built on numpy (``Survey``), then the fits run on
+    ``backend``; the numpy models are gone before the backend changes, since
+    pyhf would rebuild every live model's tensors for the new backend.
+    """
+    survey = Survey(fast=backend == "jax")
+    pyhf.set_backend("numpy")
+    seconds, prepared = [], []
+    for source in sources:
+        started = time.monotonic()
+        prepared.append(guarded(partial(prepare, source, survey)))
+        seconds.append(time.monotonic() - started)
+    gc.collect()
+
+    pyhf.set_backend(backend, "scipy")
+    structures = Structures(survey)
+    if backend != "jax":
+        structures.refuse_all(f"the {backend} backend has no compiled fast path")
+    fits = []
+    for point, spent in zip(prepared, seconds, strict=True):
+        started = time.monotonic()
+        fit = point
+        if isinstance(point, Prepared):
+            fit = guarded(partial(fit_point, point, structures, limits))
+            # The numbers are the bulk of a prepared point, and its fit is done.
+            point.numbers = None
+        if isinstance(fit, Failure):
+            fit = failed_point(str(fit), limits)
+        fit["seconds"] = round(spent + time.monotonic() - started, 3)
+        fits.append(fit)
+    return fits, structures
 
 
 def read_manifest(manifest_path: Path) -> list[dict[str, Any]]:
@@ -236,16 +293,14 @@ def run(
     ``limits=False`` a point gets CLs at mu = 1 and its expected band only.
     """
     points = read_manifest(manifest_path)
-    pyhf.set_backend(backend, "scipy")
-    structures = Structures()
-    if backend != "jax":
-        structures.refuse_all(f"the {backend} backend has no compiled fast path")
-
+    # What the imports made (JAX's and pyhf's modules) never becomes garbage:
+    # leave it out of the many collections that building models triggers.
+    gc.freeze()
+    found, structures = fit_specs(
+        [reader(Path(point["workspace"])) for point in points], backend, limits
+    )
     fits = []
-    for point in points:
-        started = time.monotonic()
-        fit = fit_or_fail(point, structures, limits)
-        fit["seconds"] = round(time.monotonic() - started, 3)
+    for point, fit in zip(points, found, strict=True):
         fits.append(
             {"point": point["point"], "metadata": point.get("metadata", {}), **fit}
         )

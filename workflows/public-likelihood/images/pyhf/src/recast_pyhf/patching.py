@@ -12,6 +12,7 @@ import jsonpointer
 import pyhf
 
 from . import StepError
+from .documents import Owned, copied_along
 
 
 def load_json(path: Path) -> Any:
@@ -55,15 +56,25 @@ def check_digest(metadata: dict[str, Any], spec: dict[str, Any], name: str) -> N
         )
 
 
+def brief(exc: Exception, limit: int = 300) -> str:
+    """jsonpatch's message, cut short: it may quote the whole workspace."""
+    text = str(exc)
+    return text if len(text) <= limit else f"{text[:limit]}... (cut)"
+
+
 def apply_patch(
     spec: dict[str, Any], ops: list[dict[str, Any]], name: str
 ) -> dict[str, Any]:
+    """``spec`` patched; ``spec`` itself is left unchanged (parts are shared)."""
     try:
-        return jsonpatch.apply_patch(spec, ops)
+        patched = jsonpatch.apply_patch(copied_along(spec, ops), ops, in_place=True)
     except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
         raise StepError(
-            f"{name}: the signal patch does not fit the workspace: {exc}"
+            f"{name}: the signal patch does not fit the workspace: {brief(exc)}"
         ) from None
+    if not isinstance(patched, dict):
+        raise StepError(f"{name}: the signal patch replaces the whole workspace")
+    return patched
 
 
 def poi_name(spec: dict[str, Any]) -> str:
@@ -89,7 +100,8 @@ def check_signal(spec: dict[str, Any], name: str) -> None:
 
 def check_workspace(spec: dict[str, Any], name: str) -> pyhf.Workspace:
     try:
-        return pyhf.Workspace(spec)
+        # The workspace is only checked here, and never changed: no copy.
+        return pyhf.Workspace(Owned(spec))
     except pyhf.exceptions.InvalidSpecification as exc:
         raise StepError(
             f"{name}: the patched workspace is not valid HistFactory: {exc}"
@@ -118,7 +130,7 @@ def changed_part(patched: dict[str, Any], bkgonly: dict[str, Any]) -> dict[str, 
 def check_structure(spec: dict[str, Any], name: str) -> None:
     """pyhf's own checks of the whole workspace beyond its schema."""
     try:
-        pyhf.Workspace(spec, validate=False)
+        pyhf.Workspace(Owned(spec), validate=False)
     except pyhf.exceptions.InvalidSpecification as exc:
         raise StepError(
             f"{name}: the patched workspace is not valid HistFactory: {exc}"

@@ -6,14 +6,20 @@ import json
 from pathlib import Path
 from typing import Any
 
-import matplotlib
 
-matplotlib.use("Agg")  # no display in a step container
+def pyplot() -> Any:
+    """matplotlib's pyplot, imported only when there is something to draw (a
+    CLs-only scan has no curves): the import is most of this step's time."""
+    import matplotlib
 
-import matplotlib.pyplot as plt
+    matplotlib.use("Agg")  # no display in a step container
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def brazil(fit: dict[str, Any], target: Path) -> None:
+    plt = pyplot()
     scan = fit["scan"]
     limits = [v for v in [fit["mu_up_obs"], *fit["mu_up_exp"]] if v is not None]
     top = 1.25 * max(limits) if limits else max(scan["mu"])

@@ -6,8 +6,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pyhf
-
 SCHEMA = "https://recast.dev/specs/result/v1.json"
 
 
@@ -69,6 +67,6 @@ def run(fits_path: Path, outdir: Path) -> Path:
         (outdir / f"{result['point']}.json").write_text(json.dumps(result, indent=1))
     target = outdir / "results.json"
     target.write_text(
-        json.dumps({"pyhf_version": pyhf.__version__, "results": results}, indent=1)
+        json.dumps({"pyhf_version": fits["pyhf_version"], "results": results}, indent=1)
     )
     return target
