@@ -58,6 +58,8 @@ FINISHED = ("succeeded", "failed", "cancelled")
 # The request list's entry is small; the scan's detail (every run and step)
 # is read once at the end, so that polling takes nothing from the fits.
 POLL_SECONDS = 1.0
+# How far apart the runs of one batch may stamp the same step.
+BATCH_SPAN_SLACK = 0.5
 RECAST = str(Path(sys.executable).with_name("recast"))
 LBB = REPO.parent / "shared" / "data" / "atlas-1lbb"
 RECIPE = REPO / "workflows" / "public-likelihood" / "images" / "pyhf"
@@ -292,25 +294,33 @@ def request_archive_figures(server: Server, detail: Any) -> dict[str, Any]:
 
 
 def step_seconds(runs: list[dict[str, Any]]) -> dict[str, float]:
-    """Wall seconds of each step name, summed over the batches (the runs of a
-    batch share their steps' times)."""
-    spans: dict[str, set[tuple[str, str]]] = {}
+    """Wall seconds of each step name, summed over the batches.
+
+    The runs of a batch record the same step each, stamped a few milliseconds
+    apart as each run's row is written: spans that start and end within
+    ``BATCH_SPAN_SLACK`` of one already counted are that batch's again.
+    """
+    spans: dict[str, list[tuple[float, float]]] = {}
     for run in runs:
         for step in run["steps"]:
             if step["started_at"] and step["finished_at"]:
-                span = (step["started_at"], step["finished_at"])
-                spans.setdefault(step["name"], set()).add(span)
-    return {
-        name: round(
-            sum(
-                datetime.fromisoformat(b).timestamp()
-                - datetime.fromisoformat(a).timestamp()
-                for a, b in found
-            ),
-            1,
-        )
-        for name, found in spans.items()
-    }
+                span = (
+                    datetime.fromisoformat(step["started_at"]).timestamp(),
+                    datetime.fromisoformat(step["finished_at"]).timestamp(),
+                )
+                spans.setdefault(step["name"], []).append(span)
+    return {name: round(batch_seconds(found), 1) for name, found in spans.items()}
+
+
+def batch_seconds(spans: list[tuple[float, float]]) -> float:
+    counted: list[tuple[float, float]] = []
+    for start, end in sorted(spans):
+        if not any(
+            abs(start - a) < BATCH_SPAN_SLACK and abs(end - b) < BATCH_SPAN_SLACK
+            for a, b in counted
+        ):
+            counted.append((start, end))
+    return sum(end - start for start, end in counted)
 
 
 def sample(signals: list[Path], size: int) -> list[Path]:

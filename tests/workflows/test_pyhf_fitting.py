@@ -310,6 +310,67 @@ def test_real_1lbb_patches_of_both_layouts_share_a_compile_and_give_numpy_cls(
         assert fast["cls_exp"] == pytest.approx(plain["cls_exp"], rel=1e-4, abs=1e-6)
 
 
+def cached_fit(step: Path, manifest: Path, out: Path, cache: Path) -> Any:
+    """The fit step as the local backend runs it, with ``cache`` for its
+    compilation cache; its fits.json."""
+    command = [str(step), "fit", "--patched", str(manifest), "--output-dir", str(out)]
+    env = {**STEP_ENV, "JAX_COMPILATION_CACHE_DIR": str(cache)}
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads((out / "fits.json").read_text())
+
+
+def numbers(document: Any) -> list[Any]:
+    return [(f["point"], f["cls_obs"], f["cls_exp"]) for f in document["fits"]]
+
+
+def test_a_later_fit_process_loads_the_traced_structure_instead_of_tracing(
+    step_python: Path, tmp_path: Path
+) -> None:
+    step = step_python.with_name("recast-pyhf")
+    patched_demo(step, tmp_path / "patch", ["stop_450_0", "stop_550_100"])
+    manifest, cache = tmp_path / "patch" / "patched.json", tmp_path / "cache"
+
+    first = cached_fit(step, manifest, tmp_path / "first", cache)
+    second = cached_fit(step, manifest, tmp_path / "second", cache)
+
+    kept = list((cache / "recast-exports").glob("*.json"))
+    assert len(kept) == first["structures"] == second["structures"] == 1
+    assert first["compiles"] == COMPILES
+    assert second["compiles"] == 0
+    assert {f["fit_path"] for f in second["fits"]} == {"fast"}
+    # The first process fitted with the exported computation too: the same
+    # numbers to the last bit.
+    assert numbers(second) == numbers(first)
+
+
+def test_a_damaged_or_foreign_kept_structure_is_traced_again(
+    step_python: Path, tmp_path: Path
+) -> None:
+    step = step_python.with_name("recast-pyhf")
+    patched_demo(step, tmp_path / "patch", ["stop_450_0", "stop_550_100"])
+    manifest, cache = tmp_path / "patch" / "patched.json", tmp_path / "cache"
+    first = cached_fit(step, manifest, tmp_path / "first", cache)
+    [kept] = (cache / "recast-exports").glob("*.json")
+    entry = json.loads(kept.read_text())
+
+    kept.write_text("{not json")
+    damaged = cached_fit(step, manifest, tmp_path / "damaged", cache)
+    # Another structure's functions (here: the NLL where the expected data
+    # should be) fail the self-check and are replaced, never used.
+    entry["functions"]["expected"] = entry["functions"]["value_and_grad"]
+    kept.write_text(json.dumps(entry))
+    foreign = cached_fit(step, manifest, tmp_path / "foreign", cache)
+
+    for found in (damaged, foreign):
+        assert found["compiles"] == COMPILES
+        assert {f["fit_path"] for f in found["fits"]} == {"fast"}
+        assert numbers(found) == numbers(first)
+    rewritten = json.loads(kept.read_text())["functions"]
+    assert rewritten["expected"] != rewritten["value_and_grad"]
+    assert cached_fit(step, manifest, tmp_path / "again", cache)["compiles"] == 0
+
+
 def patched_demo(step: Path, folder: Path, names: list[str]) -> list[dict[str, Any]]:
     """The step's own patch step on demo signals: the points of its manifest."""
     patches = json.loads((DEMO_DATA / "patchset.json").read_text())["patches"]
@@ -342,6 +403,14 @@ def nan_in_signal(spec: dict[str, Any]) -> None:
     spec["channels"][3]["samples"][4]["data"][1] = float("nan")
 
 
+def overflow_in_signal(point: dict[str, Any]) -> None:
+    """A bin content past a double's range, which JSON reads as infinity."""
+    path = Path(point["workspace"])
+    spec = json.loads(path.read_text())
+    spec["channels"][3]["samples"][4]["data"][0] = 12345.5
+    path.write_text(json.dumps(spec).replace("12345.5", "1e999"))
+
+
 def one_bin_short(spec: dict[str, Any]) -> None:
     sample = spec["channels"][0]["samples"][0]
     sample["data"] = sample["data"][:1]
@@ -351,10 +420,11 @@ def test_a_bad_point_is_flagged_and_the_rest_of_the_batch_succeeds(
     step_python: Path, tmp_path: Path
 ) -> None:
     step = step_python.with_name("recast-pyhf")
-    names = ["stop_450_0", "stop_450_100", "stop_550_100"]
+    names = ["stop_450_0", "stop_450_100", "stop_550_100", "stop_650_100"]
     points = patched_demo(step, tmp_path / "patch", names)
     by_name = {p["point"]: p for p in points}
     edit_workspace(by_name["stop_550_100"], nan_in_signal)
+    overflow_in_signal(by_name["stop_650_100"])
     edit_workspace(by_name["stop_450_100"], one_bin_short)
 
     fit = [str(step), "fit", "--patched", str(tmp_path / "patch" / "patched.json")]
@@ -384,6 +454,11 @@ def test_a_bad_point_is_flagged_and_the_rest_of_the_batch_succeeds(
         "contain NaN or infinity"
     )
     assert fits["stop_550_100"]["cls_obs"] is None
+    assert fits["stop_650_100"]["fit_status"] == "failed"
+    assert fits["stop_650_100"]["fit_message"] == (
+        "the bin contents of sample 'signal' of channel 'SR_low' "
+        "contain NaN or infinity"
+    )
     assert fits["stop_450_100"]["fit_status"] == "failed"
     assert fits["stop_450_100"]["fit_message"].startswith(
         "the workspace is not a valid"
@@ -393,7 +468,12 @@ def test_a_bad_point_is_flagged_and_the_rest_of_the_batch_succeeds(
     results = json.loads((tmp_path / "results" / "results.json").read_text())["results"]
     for result in results:
         schemas.validate(result, schemas.spec("result/v1"), "results.json")
-    assert [r["fit"]["status"] for r in results] == ["ok", "failed", "failed"]
+    assert [r["fit"]["status"] for r in results] == [
+        "ok",
+        "failed",
+        "failed",
+        "failed",
+    ]
 
 
 def test_an_unreadable_manifest_fails_the_step_with_a_message(

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import logging
 import pickle
 import random
 import types
@@ -41,14 +42,17 @@ import numpy as np
 import pyhf
 import scipy.optimize
 
-from . import newton
+from . import exports, newton
 from .documents import Owned
+
+logger = logging.getLogger(__name__)
 
 MODIFIER_SETTINGS = {
     "normsys": {"interpcode": "code4"},
     "histosys": {"interpcode": "code4p"},
 }
 SCALARS = (bool, int, float, str, type(None), np.generic)
+NUMBERS = (int, float)
 ARRAYS = (np.ndarray, jax.Array)
 Path = tuple[Any, ...]
 # How closely the compiled function must reproduce pyhf's own evaluation.
@@ -122,6 +126,12 @@ def leaves(root: Any) -> list[tuple[Path, Any]]:
     def walk(node: Any, path: Path) -> None:
         if isinstance(node, ARRAYS + SCALARS):
             found.append((path, node))
+            return
+        if isinstance(node, list) and node and all(type(v) in NUMBERS for v in node):
+            # pyhf's Python copies of the numbers, one leaf a list rather than
+            # one a number: a 1Lbb model holds 30 000 of them, and walking
+            # them one by one cost a fifth of preparing a patch.
+            found.append((path, tuple(node)))
             return
         if id(node) in seen or isinstance(node, skipped):
             return
@@ -239,6 +249,7 @@ class Layout:
         other, _ = build(scaled(spec, seed=SCALE_SEED))
         found_other = leaves(other)
         self.paths = [path for path, _ in found]
+        self.digest = hashlib.sha256(repr(self.paths).encode()).hexdigest()
         if self.paths != [path for path, _ in found_other]:
             raise Unsupported("the model's layout depends on its bin contents")
 
@@ -261,9 +272,10 @@ class Layout:
         self.structural_at = [
             index
             for index, (path, value) in enumerate(found)
-            # Names and the Python copies of the numbers (pyhf's histosets) only
-            # build the arrays; the arrays themselves are compared.
-            if path not in self.varying and not isinstance(value, float | str)
+            # Names and the Python copies of the numbers (pyhf's histosets,
+            # walked as tuples) only build the arrays; the arrays themselves
+            # are compared.
+            if path not in self.varying and not isinstance(value, float | str | tuple)
         ]
         self.scaled_check = Reference.of(other, self.numbers(found_other))
 
@@ -355,6 +367,55 @@ class Structure:
     def __init__(self, first: Prepared, reference: Reference) -> None:
         assert first.layout is not None and first.numbers is not None
         layout, numbers = first.layout, first.numbers
+        self.key = first.key
+        self.compiles = 0
+        self.template: pyhf.pdf.Model | None = None
+        kept_under = exports.key_of(first.key, layout.digest)
+        kept = exports.load(kept_under)
+        if kept is not None and self._use(*kept, numbers):
+            try:
+                self.self_checks(layout, reference)
+                return
+            except Exception as exc:  # a kept entry that fails is traced anew
+                logger.warning("traced again: the kept structure failed: %s", exc)
+
+        metadata, traced = self._trace(first)
+        self._use(metadata, exports.save(kept_under, metadata, traced), numbers)
+        self.self_checks(layout, reference)
+
+    def self_checks(self, layout: Layout, reference: Reference) -> None:
+        self.self_check(layout.scaled_check, "a copy with other numbers")
+        self.self_check(reference, "its first patch")
+
+    def _use(
+        self,
+        metadata: dict[str, Any],
+        functions: dict[str, Any],
+        numbers: dict[Path, np.ndarray],
+    ) -> bool:
+        """Take the functions and where their inputs are; False where the
+        metadata do not fit this structure's numbers (a damaged entry)."""
+        try:
+            inputs = [tuple(path) for path in metadata["inputs"]]
+            fixed = [tuple(path) for path in metadata["fixed_masks"]]
+            self.fixed_masks = {path: numbers[path] for path in fixed}
+            if not all(path in numbers for path in inputs):
+                return False
+            self.inputs, self.n_main = inputs, int(metadata["n_main"])
+            self.value_and_grad = functions["value_and_grad"]
+            self.expected = functions["expected"]
+            self.newton_fit = functions["newton_fit"]
+        except (KeyError, TypeError, ValueError):
+            return False
+        return True
+
+    def _trace(
+        self, first: Prepared
+    ) -> tuple[dict[str, Any], dict[str, tuple[Any, tuple[Any, ...]]]]:
+        """Build the template model on JAX; its metadata, and its functions
+        jitted with example arguments (traced when first called or exported)."""
+        assert first.layout is not None and first.numbers is not None
+        layout, numbers = first.layout, first.numbers
         model, _ = build(first.source())
         found = leaves(model)
         if not layout.matches(found):
@@ -369,24 +430,39 @@ class Structure:
             value, number = get(model, path), numbers[path]
             if np.shape(value) != number.shape or value.dtype != number.dtype:
                 raise Unsupported(f"pyhf's JAX model holds {path} unlike numpy's")
-        # Masks pyhf keeps outside its tensors must match, as structure does.
-        self.fixed_masks = {
-            path: numbers[path]
-            for path, value in found
-            if path in layout.masks - layout.changed
-            and not isinstance(value, jax.Array)
-        }
-        self.key = first.key
         self.template = model
-        self.compiles = 0
-        self.value_and_grad = jax.jit(jax.value_and_grad(self._twice_nll))
-        self.expected = jax.jit(self._expected_data)
-        self.n_main = int(model.config.nmaindata)
-        self.newton_fit = newton.make_fit(
-            self._twice_nll, self._main_expected, self._twice_constraint, self.n_main
+        n_main = int(model.config.nmaindata)
+        metadata = {
+            "inputs": self.inputs,
+            # Masks pyhf keeps outside its tensors must match, as structure does.
+            "fixed_masks": [
+                path
+                for path, value in found
+                if path in layout.masks - layout.changed
+                and not isinstance(value, jax.Array)
+            ],
+            "n_main": n_main,
+        }
+        return metadata, self._jitted(first, n_main)
+
+    def _jitted(
+        self, first: Prepared, n_main: int
+    ) -> dict[str, tuple[Any, tuple[Any, ...]]]:
+        pars = jnp.asarray(first.config.init, dtype=float)
+        data = jnp.asarray(first.data, dtype=float)
+        arrays = self.arrays(first.numbers or {})
+        free = jnp.ones(pars.shape, dtype=bool)
+        fit = newton.make_fit(
+            self._twice_nll, self._main_expected, self._twice_constraint, n_main
         )
-        self.self_check(layout.scaled_check, "a copy with other numbers")
-        self.self_check(reference, "its first patch")
+        return {
+            "value_and_grad": (
+                jax.jit(jax.value_and_grad(self._twice_nll)),
+                (pars, data, arrays),
+            ),
+            "expected": (jax.jit(self._expected_data), (pars, arrays)),
+            "newton_fit": (fit, (pars, free, pars, pars, data, arrays)),
+        }
 
     def serves(self, prepared: Prepared) -> bool:
         numbers = prepared.numbers or {}

@@ -14,6 +14,7 @@ import gc
 import json
 import logging
 import math
+import re
 import time
 import warnings
 from collections.abc import Callable
@@ -48,6 +49,10 @@ PYHF_INPUT_ERRORS = (
     pyhf.exceptions.UnspecifiedPOI,
 )
 
+
+# Where a workspace's text may hold NaN or infinity: the words Python's json
+# reads as such, and exponents of three digits or more (1e999 overflows).
+NON_FINITE_TEXT = re.compile(rb"NaN|Infinity|[eE]\+?\d{3,}")
 
 # How each backend's fits are made, for the result's software section.
 OPTIMIZERS = {
@@ -215,15 +220,26 @@ class Failure(str):
 
 
 def prepare(source: Callable[[], dict[str, Any]], survey: Survey) -> Prepared:
-    spec = source()
-    problem = non_finite(spec)
-    if problem:
-        raise BadPoint(problem)
-    return survey.prepare(spec, source)
+    return survey.prepare(source(), source)
 
 
 def reader(path: Path) -> Callable[[], dict[str, Any]]:
-    return lambda: json.loads(path.read_text())
+    """The workspace at ``path``, read anew at each call; BadPoint where it
+    holds NaN or infinity."""
+
+    def read() -> dict[str, Any]:
+        text = path.read_bytes()
+        spec = json.loads(text)
+        # Walking a megabyte workspace number by number cost more than its
+        # fit; JSON can only spell a non-finite number as a word or as a
+        # number past a double's range, which a search of the text finds.
+        if NON_FINITE_TEXT.search(text):
+            problem = non_finite(spec)
+            if problem:
+                raise BadPoint(problem)
+        return spec
+
+    return read
 
 
 def fit_specs(
