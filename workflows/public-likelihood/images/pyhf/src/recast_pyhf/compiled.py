@@ -27,6 +27,7 @@ the template's own, is refused, and its points go the plain pyhf way.
 from __future__ import annotations
 
 import copy
+import gc
 import hashlib
 import logging
 import pickle
@@ -380,7 +381,15 @@ class Structure:
                 logger.warning("traced again: the kept structure failed: %s", exc)
 
         metadata, traced = self._trace(first)
-        self._use(metadata, exports.save(kept_under, metadata, traced), numbers)
+        functions = exports.save(kept_under, metadata, traced)
+        self._use(metadata, functions, numbers)
+        if all(functions[name] is not jitted for name, (jitted, _) in traced.items()):
+            # Exported: the functions no longer need the template or what
+            # tracing left behind, a few hundred MB over four structures.
+            self.template = None
+            del traced, functions
+            jax.clear_caches()
+            gc.collect()
         self.self_checks(layout, reference)
 
     def self_checks(self, layout: Layout, reference: Reference) -> None:
