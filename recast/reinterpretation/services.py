@@ -62,7 +62,10 @@ def request_submit(
             f"point names must be unique within a request: {', '.join(duplicates)}"
         )
 
-    with transaction.atomic():
+    # No savepoint of its own: a submit from the API already holds its
+    # owner's transaction (two statements more for each submit), and no
+    # caller goes on with a transaction once this has failed in it.
+    with transaction.atomic(savepoint=False):
         request = Request.objects.create(
             analysis=analysis,
             workflow_version=analysis.current_workflow(),
