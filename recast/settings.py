@@ -248,11 +248,17 @@ CELERY_BROKER_URL = env.string("CELERY_BROKER_URL", "")
 # In-process background runs when no broker is set; `recast serve` turns them on.
 RECAST_INPROCESS_WORKERS = env.integer("RECAST_INPROCESS_WORKERS", 0)
 # `recast serve`: gunicorn worker processes (one Python process holds one core
-# at most) and threads in each (answers that wait on the database).
+# at most) and threads in each (answers that wait on the database). Threads
+# outnumber the cores because gunicorn's thread worker gives a new connection
+# a thread until its first request arrives (up to 5 s): clients that connect
+# and send later held all 8 of a process's threads while others' requests
+# waited (the paced benchmark's p99 was 0.7 s, 70 to 85 ms with 32). An idle
+# thread costs a stack; each thread that has answered keeps a database
+# connection (see the README on PostgreSQL's max_connections).
 RECAST_WEB_PROCESSES = env.integer(
     "RECAST_WEB_PROCESSES", os.cpu_count() or 1, minimum=1
 )
-RECAST_WEB_THREADS = env.integer("RECAST_WEB_THREADS", 8, minimum=1)
+RECAST_WEB_THREADS = env.integer("RECAST_WEB_THREADS", 32, minimum=1)
 # How many batches of a scan run at once (Celery worker processes in all, or
 # in-process threads): a scan is cut into twice as many batches.
 RECAST_SCAN_SLOTS = env.integer(

@@ -76,7 +76,11 @@ def queued(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Run ids handed to the queue. API tests stop at the queue: executing runs
     is the worker's part, covered by the worker and live-server tests."""
     sent: list[str] = []
-    monkeypatch.setattr("recast.reinterpretation.dispatch.dispatch", sent.extend)
+
+    def dispatch(run_ids: list[str], batches: int | None = None) -> None:
+        sent.extend(run_ids)
+
+    monkeypatch.setattr("recast.reinterpretation.dispatch.dispatch", dispatch)
     return sent
 
 

@@ -2,18 +2,41 @@
 
 from __future__ import annotations
 
-from typing import Any
+import copy
+from typing import Any, ClassVar, TypeVar
 
+from django.db.models import Model
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.fields import Field
 
 from recast.accounts.models import ApiToken
 from recast.catalogue.models import Analysis
 from recast.reinterpretation.models import Request, Run, Step, Validation
 from recast.reinterpretation.selectors import counts_of, run_summary, status_counts
 
+M = TypeVar("M", bound=Model)
 
-class AnalysisListSerializer(serializers.ModelSerializer[Analysis]):
+
+class OutputSerializer(serializers.ModelSerializer[M]):
+    """A model serializer that works its fields out from the model once per
+    class, not for every instance as DRF does: the output serializers of the
+    busiest answers (a status builds three) depend on nothing else. Each
+    instance gets its own copy, since a field is bound to its serializer."""
+
+    built: ClassVar[dict[str, Field[Any, Any, Any, Any]] | None] = None
+
+    def get_fields(self) -> dict[str, Field[Any, Any, Any, Any]]:
+        cls = type(self)
+        # A subclass has fields of its own: look in this class only.
+        built = cls.__dict__.get("built")
+        if built is None:
+            built = super().get_fields()
+            cls.built = built
+        return copy.deepcopy(built)
+
+
+class AnalysisListSerializer(OutputSerializer[Analysis]):
     class Meta:
         model = Analysis
         fields = [
@@ -86,7 +109,7 @@ class AnalysisDetailSerializer(serializers.ModelSerializer[Analysis]):
         }
 
 
-class StepSerializer(serializers.ModelSerializer[Step]):
+class StepSerializer(OutputSerializer[Step]):
     class Meta:
         model = Step
         fields = [
@@ -104,7 +127,7 @@ class StepSerializer(serializers.ModelSerializer[Step]):
         ]
 
 
-class RunSerializer(serializers.ModelSerializer[Run]):
+class RunSerializer(OutputSerializer[Run]):
     steps = StepSerializer(many=True, read_only=True)
     result = serializers.SerializerMethodField()
 
@@ -145,7 +168,7 @@ class RunSerializer(serializers.ModelSerializer[Run]):
         return {key: summary[key] for key in keys}
 
 
-class RequestListSerializer(serializers.ModelSerializer[Request]):
+class RequestListSerializer(OutputSerializer[Request]):
     analysis: serializers.SlugRelatedField[Analysis] = serializers.SlugRelatedField(
         slug_field="slug", read_only=True
     )

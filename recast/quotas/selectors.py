@@ -8,7 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from recast.quotas.models import CpuUsage, Quota
@@ -45,8 +45,11 @@ def most_generous(values: list[int]) -> int:
 def limits_for(user: User) -> Limits:
     """Each limit from the user's own quota if set there, else the most
     generous of their groups' quotas, else the settings' default."""
-    own = Quota.objects.filter(user=user).first()
-    groups = list(Quota.objects.filter(group__in=user.groups.all()))
+    # One query for both (a submit reads them): the user's row and their
+    # groups' rows, told apart by which owner each has.
+    rows = list(Quota.objects.filter(Q(user=user) | Q(group__in=user.groups.all())))
+    own = next((q for q in rows if q.user_id == user.pk), None)
+    groups = [q for q in rows if q.user_id is None]
     effective = defaults()
     for name in LIMITS:
         from_groups = [getattr(q, name) for q in groups if getattr(q, name) is not None]

@@ -52,24 +52,35 @@ def batch_plan(run_ids: list[str]) -> list[list[str]]:
         groups.setdefault(request_id, (batch or {}, []))[1].append(str(run_id))
     plan = []
     for batch, ids in groups.values():
-        size = (
-            min(
-                batch_size(len(ids), settings.RECAST_SCAN_SLOTS, batch["max_points"]),
-                settings.RECAST_BATCH_MAX,
-            )
-            if batch
-            else 1
-        )
+        size = points_per_batch(len(ids), batch)
         plan += [ids[i : i + size] for i in range(0, len(ids), size)]
     return plan
 
 
-def pulls_for(run_ids: list[str]) -> int:
+def points_per_batch(points: int, batch: dict[str, Any]) -> int:
+    """How many of a request's ``points`` one batch takes, for its workflow
+    version's ``batch`` declaration (empty: one point per execution)."""
+    if not batch:
+        return 1
+    size = batch_size(points, settings.RECAST_SCAN_SLOTS, batch["max_points"])
+    return min(size, settings.RECAST_BATCH_MAX)
+
+
+def batches_of(points: int, batch: dict[str, Any]) -> int:
+    """How many batches one request of ``points`` points makes."""
+    return math.ceil(points / points_per_batch(points, batch))
+
+
+def pulls_for(run_ids: list[str], batches: int | None = None) -> int:
     """Pulls to hand out for ``run_ids``: one per planned batch, so that as
     many workers start as before, at most twice the slots (each pull that
     finds work hands out the next, so that many keep every slot busy, and a
-    sweep of a long queue does not flood the broker)."""
-    return min(len(batch_plan(run_ids)), 2 * settings.RECAST_SCAN_SLOTS)
+    sweep of a long queue does not flood the broker). ``batches``: the
+    number of batches, when the caller knows it; planned from the runs'
+    rows otherwise."""
+    if batches is None:
+        batches = len(batch_plan(run_ids))
+    return min(batches, 2 * settings.RECAST_SCAN_SLOTS)
 
 
 def pull_in_thread() -> None:
@@ -136,13 +147,14 @@ def run_here(run_ids: list[str]) -> None:
         list(here.map(drain, [run_ids] * threads))
 
 
-def dispatch(run_ids: list[str]) -> None:
+def dispatch(run_ids: list[str], batches: int | None = None) -> None:
     """Hand ``run_ids`` to whoever executes them: pulls to the workers (a
-    broker) or to the server's threads; else execute them before returning."""
+    broker) or to the server's threads; else execute them before returning.
+    ``batches`` as for ``pulls_for``."""
     if not settings.CELERY_BROKER_URL and not settings.RECAST_INPROCESS_WORKERS:
         run_here(run_ids)
         return
-    pulls = pulls_for(run_ids)
+    pulls = pulls_for(run_ids, batches)
     hand_out(pulls)
     logger.info("%d run(s) queued; %d pull(s) handed out", len(run_ids), pulls)
 

@@ -24,6 +24,7 @@ from recast.core.errors import Conflict, InvalidInput
 from recast.engine.events import StepEvent
 from recast.notifications import hooks as notify
 from recast.quotas import services as quotas
+from recast.reinterpretation.dispatch import batches_of
 from recast.reinterpretation.inputs import PointInputs
 from recast.reinterpretation.models import FINISHED, Request, Run, Status, Step
 from recast.storage.services import blob_store
@@ -31,10 +32,10 @@ from recast.storage.services import blob_store
 logger = logging.getLogger(__name__)
 
 
-def enqueue(run_ids: list[str]) -> None:
+def enqueue(run_ids: list[str], batches: int | None = None) -> None:
     from recast.reinterpretation.dispatch import dispatch
 
-    dispatch(run_ids)
+    dispatch(run_ids, batches)
 
 
 def request_submit(
@@ -62,7 +63,10 @@ def request_submit(
             f"point names must be unique within a request: {', '.join(duplicates)}"
         )
 
-    with transaction.atomic():
+    # No savepoint of its own: a submit from the API already holds its
+    # owner's transaction (two statements more for each submit), and no
+    # caller goes on with a transaction once this has failed in it.
+    with transaction.atomic(savepoint=False):
         request = Request.objects.create(
             analysis=analysis,
             workflow_version=analysis.current_workflow(),
@@ -90,7 +94,10 @@ def request_submit(
         )
         run_ids = [str(run.id) for run in runs]
         if enqueue_runs:
-            transaction.on_commit(lambda: enqueue(run_ids))
+            # Planned here from what the request knows, rather than read back
+            # from the runs' rows by the dispatcher (a query on each submit).
+            batches = batches_of(len(runs), request.workflow_version.batch or {})
+            transaction.on_commit(lambda: enqueue(run_ids, batches))
     logger.info(
         "request %s submitted: %s, %d point(s)", request.id, analysis.slug, len(points)
     )

@@ -59,6 +59,27 @@ def test_a_revoked_token_is_refused() -> None:
 
 
 @pytest.mark.django_db
+def test_a_token_that_expires_later_is_accepted() -> None:
+    user = User.objects.create_user("ida")
+    row, token = token_create(user)
+    ApiToken.objects.filter(pk=row.pk).update(
+        expires_at=timezone.now() + timedelta(minutes=1)
+    )
+
+    assert token_user(token) == user
+
+
+@pytest.mark.django_db
+def test_the_token_of_a_deactivated_user_is_refused() -> None:
+    user = User.objects.create_user("ivo")
+    _, token = token_create(user)
+
+    User.objects.filter(pk=user.pk).update(is_active=False)
+
+    assert token_user(token) is None
+
+
+@pytest.mark.django_db
 def test_a_token_with_a_wrong_secret_is_refused() -> None:
     _, token = token_create(User.objects.create_user("hal"))
 

@@ -11,7 +11,7 @@ import yaml
 from recast.catalogue import loader
 from recast.catalogue.models import Analysis
 from recast.catalogue.services import analysis_load
-from recast.reinterpretation.dispatch import batch_plan, batch_size
+from recast.reinterpretation.dispatch import batch_plan, batch_size, batches_of
 from recast.reinterpretation.inputs import check_point
 from recast.reinterpretation.services import request_submit
 from tests.conftest import DEMO
@@ -80,3 +80,39 @@ def test_a_workflow_that_declares_no_batch_gets_one_execution_per_run(
 
     assert version.batch == {}
     assert batch_plan(run_ids) == [[run_id] for run_id in run_ids]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("points", "slots"), [(1, 2), (4, 1), (9, 2), (9, 16)])
+def test_a_submit_counts_the_batches_its_runs_make_as_the_plan_does(
+    demo: Analysis, settings: Any, points: int, slots: int
+) -> None:
+    settings.RECAST_SCAN_SLOTS = slots
+    run_ids = submitted(demo, NAMES[:points])
+
+    batch = demo.current_workflow().batch
+
+    assert batches_of(points, batch) == len(batch_plan(run_ids))
+    assert batches_of(points, {}) == points
+
+
+@pytest.mark.django_db
+def test_a_submit_hands_its_batches_to_the_dispatcher_once_committed(
+    demo: Analysis,
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    settings.RECAST_SCAN_SLOTS = 2
+    handed: list[tuple[list[str], int | None]] = []
+    monkeypatch.setattr(
+        "recast.reinterpretation.dispatch.dispatch",
+        lambda run_ids, batches=None: handed.append((run_ids, batches)),
+    )
+    points = [check_point(demo, {"patch": name}) for name in NAMES]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        request = request_submit(demo, points)
+
+    ids = sorted(str(i) for i in request.runs.values_list("id", flat=True))
+    assert [(sorted(run_ids), batches) for run_ids, batches in handed] == [(ids, 3)]
