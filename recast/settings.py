@@ -7,6 +7,7 @@ With nothing set, the platform runs embedded: a SQLite file and all state under
 from __future__ import annotations
 
 import base64
+import math
 import os
 import secrets
 from pathlib import Path
@@ -254,11 +255,17 @@ RECAST_INPROCESS_WORKERS = env.integer("RECAST_INPROCESS_WORKERS", 0)
 # and send later held all 8 of a process's threads while others' requests
 # waited (the paced benchmark's p99 was 0.7 s, 70 to 85 ms with 32). An idle
 # thread costs a stack; each thread that has answered keeps a database
-# connection (see the README on PostgreSQL's max_connections).
+# connection, so the default holds about 64 threads in all (32 a process on
+# two cores, 8 on eight), under PostgreSQL's default max_connections of 100.
 RECAST_WEB_PROCESSES = env.integer(
     "RECAST_WEB_PROCESSES", os.cpu_count() or 1, minimum=1
 )
-RECAST_WEB_THREADS = env.integer("RECAST_WEB_THREADS", 32, minimum=1)
+WEB_THREADS_IN_ALL = 64
+RECAST_WEB_THREADS = env.integer(
+    "RECAST_WEB_THREADS",
+    max(8, math.ceil(WEB_THREADS_IN_ALL / RECAST_WEB_PROCESSES)),
+    minimum=1,
+)
 # How many batches of a scan run at once (Celery worker processes in all, or
 # in-process threads): a scan is cut into twice as many batches.
 RECAST_SCAN_SLOTS = env.integer(

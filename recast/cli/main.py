@@ -502,7 +502,7 @@ def export(request_id: str, target: str, output: Path) -> None:
 @click.option(
     "--threads",
     type=click.IntRange(min=1),
-    help="threads per web process; default: RECAST_WEB_THREADS (32)",
+    help="threads per web process; default: RECAST_WEB_THREADS (64 / processes)",
 )
 def serve(
     host: str, port: int, workers: int, processes: int | None, threads: int | None
