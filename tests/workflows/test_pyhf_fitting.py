@@ -324,12 +324,19 @@ def numbers(document: Any) -> list[Any]:
     return [(f["point"], f["cls_obs"], f["cls_exp"]) for f in document["fits"]]
 
 
-def test_a_later_fit_process_loads_the_traced_structure_instead_of_tracing(
-    step_python: Path, tmp_path: Path
-) -> None:
+@pytest.fixture
+def two_points(step_python: Path, tmp_path: Path) -> tuple[Path, Path, Path]:
+    """The step's command, a manifest of two patched demo points, and an
+    empty compilation cache."""
     step = step_python.with_name("recast-pyhf")
     patched_demo(step, tmp_path / "patch", ["stop_450_0", "stop_550_100"])
-    manifest, cache = tmp_path / "patch" / "patched.json", tmp_path / "cache"
+    return step, tmp_path / "patch" / "patched.json", tmp_path / "cache"
+
+
+def test_a_later_fit_process_loads_the_traced_structure_instead_of_tracing(
+    two_points: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    step, manifest, cache = two_points
 
     first = cached_fit(step, manifest, tmp_path / "first", cache)
     second = cached_fit(step, manifest, tmp_path / "second", cache)
@@ -345,11 +352,9 @@ def test_a_later_fit_process_loads_the_traced_structure_instead_of_tracing(
 
 
 def test_a_damaged_or_foreign_kept_structure_is_traced_again(
-    step_python: Path, tmp_path: Path
+    two_points: tuple[Path, Path, Path], tmp_path: Path
 ) -> None:
-    step = step_python.with_name("recast-pyhf")
-    patched_demo(step, tmp_path / "patch", ["stop_450_0", "stop_550_100"])
-    manifest, cache = tmp_path / "patch" / "patched.json", tmp_path / "cache"
+    step, manifest, cache = two_points
     first = cached_fit(step, manifest, tmp_path / "first", cache)
     [kept] = (cache / "recast-exports").glob("*.json")
     entry = json.loads(kept.read_text())

@@ -360,29 +360,46 @@ class Survey:
 class Structure:
     """A compiled twice-NLL (with its gradient) and expected data for one structure.
 
-    Built on the JAX backend from the first patch of its structure. ``compiles``
-    counts how many times JAX traced the functions: it stays at one per function
-    however many patches the structure serves.
+    Loaded from what an earlier process kept (``exports``), or built on the JAX
+    backend from the first patch of its structure and traced. ``compiles``
+    counts how many times JAX traced the functions: one per function for a
+    traced structure however many patches it serves, none for a loaded one.
     """
 
     def __init__(self, first: Prepared, reference: Reference) -> None:
         assert first.layout is not None and first.numbers is not None
-        layout, numbers = first.layout, first.numbers
+        layout = first.layout
         self.key = first.key
         self.compiles = 0
         self.template: pyhf.pdf.Model | None = None
         kept_under = exports.key_of(first.key, layout.digest)
-        kept = exports.load(kept_under)
-        if kept is not None and self._use(*kept, numbers):
-            try:
-                self.self_checks(layout, reference)
-                return
-            except Exception as exc:  # a kept entry that fails is traced anew
-                logger.warning("traced again: the kept structure failed: %s", exc)
+        if not self._load(kept_under, first.numbers, layout, reference):
+            self._trace_and_keep(kept_under, first)
+            self.self_checks(layout, reference)
 
+    def _load(
+        self,
+        key: str,
+        numbers: dict[Path, np.ndarray],
+        layout: Layout,
+        reference: Reference,
+    ) -> bool:
+        """Use the functions kept under ``key`` if there are any and they pass
+        the self-checks."""
+        kept = exports.load(key)
+        if kept is None or not self._use(*kept, numbers):
+            return False
+        try:
+            self.self_checks(layout, reference)
+        except Exception as exc:  # a kept entry that fails is traced anew
+            logger.warning("traced again: the kept structure failed: %s", exc)
+            return False
+        return True
+
+    def _trace_and_keep(self, key: str, first: Prepared) -> None:
         metadata, traced = self._trace(first)
-        functions = exports.save(kept_under, metadata, traced)
-        self._use(metadata, functions, numbers)
+        functions = exports.save(key, metadata, traced)
+        self._use(metadata, functions, first.numbers or {})
         if all(functions[name] is not jitted for name, (jitted, _) in traced.items()):
             # Exported: the functions no longer need the template or what
             # tracing left behind, a few hundred MB over four structures.
@@ -390,7 +407,6 @@ class Structure:
             del traced, functions
             jax.clear_caches()
             gc.collect()
-        self.self_checks(layout, reference)
 
     def self_checks(self, layout: Layout, reference: Reference) -> None:
         self.self_check(layout.scaled_check, "a copy with other numbers")
