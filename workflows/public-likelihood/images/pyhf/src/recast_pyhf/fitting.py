@@ -196,8 +196,10 @@ def failed_point(message: str, limits: bool = True) -> dict[str, Any]:
     }
 
 
-def guarded(work: Callable[[], Any]) -> Any:
-    """``work()``, or the message saying why it failed: never an exception."""
+def guarded(work: Callable[[], Any], where: str) -> Any:
+    """``work()``, or the message saying why it failed: never an exception.
+
+    ``where`` names the point in the log of an unexpected failure."""
     try:
         with warnings.catch_warnings():
             # A fit near a bound warns on every iteration; the health check reports it.
@@ -211,7 +213,7 @@ def guarded(work: Callable[[], Any]) -> Any:
         return Failure(f"a fit did not converge: {exc}")
     except Exception as exc:
         # Whatever else one point provokes stays with that point: a batch carries on.
-        logger.exception("a point failed")
+        logger.exception("%s failed", where)
         return Failure(f"{type(exc).__name__}: {exc}")
 
 
@@ -243,20 +245,25 @@ def reader(path: Path) -> Callable[[], dict[str, Any]]:
 
 
 def fit_specs(
-    sources: list[Callable[[], dict[str, Any]]], backend: str, limits: bool
+    sources: list[Callable[[], dict[str, Any]]],
+    backend: str,
+    limits: bool,
+    names: list[str] | None = None,
 ) -> tuple[list[dict[str, Any]], Structures]:
-    """Every point's fit document (or failed point), in order.
+    """Every point's fit document (or failed point), in order; ``names``
+    name the points in the log (else their place in the batch).
 
     First every model is built on numpy (``Survey``), then the fits run on
     ``backend``; the numpy models are gone before the backend changes, since
     pyhf would rebuild every live model's tensors for the new backend.
     """
+    names = names or [f"point {i + 1} of the batch" for i in range(len(sources))]
     survey = Survey(fast=backend == "jax")
     pyhf.set_backend("numpy")
     seconds, prepared = [], []
-    for source in sources:
+    for source, name in zip(sources, names, strict=True):
         started = time.monotonic()
-        prepared.append(guarded(partial(prepare, source, survey)))
+        prepared.append(guarded(partial(prepare, source, survey), name))
         seconds.append(time.monotonic() - started)
     gc.collect()
 
@@ -265,11 +272,11 @@ def fit_specs(
     if backend != "jax":
         structures.refuse_all(f"the {backend} backend has no compiled fast path")
     fits = []
-    for point, spent in zip(prepared, seconds, strict=True):
+    for point, spent, name in zip(prepared, seconds, names, strict=True):
         started = time.monotonic()
         fit = point
         if isinstance(point, Prepared):
-            fit = guarded(partial(fit_point, point, structures, limits))
+            fit = guarded(partial(fit_point, point, structures, limits), name)
             # The numbers are the bulk of a prepared point, and its fit is done.
             point.numbers = None
         if isinstance(fit, Failure):
@@ -313,7 +320,10 @@ def run(
     # leave it out of the many collections that building models triggers.
     gc.freeze()
     found, structures = fit_specs(
-        [reader(Path(point["workspace"])) for point in points], backend, limits
+        [reader(Path(point["workspace"])) for point in points],
+        backend,
+        limits,
+        [f"point {point['point']}" for point in points],
     )
     fits = []
     for point, fit in zip(points, found, strict=True):
