@@ -251,7 +251,8 @@ def report(measured: dict[str, dict[str, Any]], broker: str) -> Report:
         f"paced: the same {CLIENTS} clients, each waiting 0.5 to 1.5 s between "
         "an answer and its next request (about 50 requests a second offered): "
         "the latency of an answer when the server keeps up.",
-        "server: recast serve (gunicorn, one process per core, 32 threads each, "
+        "server: recast serve (gunicorn, one process per core, about 64 threads in "
+        "all, "
         "kept database connections) on loopback, authenticated by an API token; "
         f"rate limits lifted for the benchmark; {WARMUP_SECONDS} s of unmeasured "
         "load on each endpoint first (connections opened, code loaded); each "

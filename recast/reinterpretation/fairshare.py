@@ -127,21 +127,19 @@ def room_for(owner_id: int | None) -> int:
 
 
 def size_now(request: Request, points: int, shared: bool, room: int) -> int:
-    """Points in the batch claimed now: one for a workflow that declares no
-    batch; else about ``points / (2 * RECAST_SCAN_SLOTS)`` for a request of
-    ``points`` points (enough batches to keep every slot busy), at most the
-    workflow's ``max_points``, at most RECAST_BATCH_MAX, and at most
-    RECAST_BATCH_MAX_SHARED when another owner has points waiting (so that
-    they wait one small batch, not a long one); never past the owner's
+    """Points in the batch claimed now: as ``dispatch.points_per_batch`` cuts
+    a request of ``points`` points (one for a workflow that declares no
+    batch; else enough batches to keep every slot busy, at most the
+    workflow's ``max_points`` and RECAST_BATCH_MAX), at most
+    RECAST_BATCH_MAX_SHARED as well when another owner has points waiting (so
+    that they wait one small batch, not a long one); never past the owner's
     running limit (``room``, at least one)."""
-    from recast.reinterpretation.dispatch import batch_size
+    from recast.reinterpretation.dispatch import points_per_batch
 
-    declared = request.workflow_version.batch
-    if not declared:
-        return 1
-    cap = settings.RECAST_BATCH_MAX_SHARED if shared else settings.RECAST_BATCH_MAX
-    size = batch_size(points, settings.RECAST_SCAN_SLOTS, declared["max_points"])
-    return min(size, cap, room)
+    size = points_per_batch(points, request.workflow_version.batch or {})
+    if shared:
+        size = min(size, settings.RECAST_BATCH_MAX_SHARED)
+    return min(size, room)
 
 
 def owner_defer(mine: QuerySet[Run]) -> None:
