@@ -251,7 +251,7 @@ class Layout:
         found_other = leaves(other)
         self.paths = [path for path, _ in found]
         self.digest = hashlib.sha256(repr(self.paths).encode()).hexdigest()
-        if self.paths != [path for path, _ in found_other]:
+        if not self.matches(found_other):
             raise Unsupported("the model's layout depends on its bin contents")
 
         self.changed = {
@@ -341,10 +341,11 @@ class Survey:
         return prepared
 
     def layout(self, found: list[tuple[Path, Any]], spec: dict[str, Any]) -> Layout:
-        for layout in self.layouts:
-            if layout.matches(found):
-                return layout
+        # The paths listed once for every layout met: 10 000 of them a model.
         paths = [path for path, _ in found]
+        for layout in self.layouts:
+            if layout.paths == paths:
+                return layout
         for refused, reason in self.refused:
             if refused == paths:
                 raise Unsupported(reason)
